@@ -1,0 +1,217 @@
+"""`ats-gateway`: run the embedded stack, the sandbox org, and operate the gateway.
+
+ats-gateway dev                  Redis + sandbox org + worker + beat + gateway, Ctrl-C stops all
+ats-gateway sandbox              the sandbox org alone (a local Salesforce REST API)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return int(args.handler(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ats-gateway",
+        description="ATS gateway: career sites, job boards and interviewers in front of an "
+        "Asymbl ATS (Salesforce) org.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    dev = sub.add_parser(
+        "dev",
+        help="start the embedded stack (Redis, sandbox org, worker, beat, gateway)",
+        description="Start Redis, the sandbox org seeded with demo data, a Celery worker and "
+        "beat, and the gateway under gunicorn; print the URLs; Ctrl-C stops everything.",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    dev.add_argument("--sandbox-port", type=int, default=8900, help="sandbox org port")
+    dev.add_argument("--data-dir", default=".ats-gateway", help="Redis AOF, sandbox database, logs")
+    dev.add_argument("--jobs", type=int, default=500, help="demo jobs to seed (default 500)")
+    dev.set_defaults(handler=cmd_dev)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the sandbox org (a local Salesforce REST API with the bpats__ objects)",
+        description="Serve the sandbox org: OAuth, describe, SOQL, CRUD and composite "
+        "resources of the Salesforce REST API over SQLite.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
+    sandbox.add_argument("--seed", choices=["demo", "none"], default="none")
+    sandbox.add_argument("--jobs", type=int, default=500, help="jobs to seed with --seed demo")
+    sandbox.add_argument("--tls", action="store_true", help="serve https (self-signed)")
+    sandbox.add_argument(
+        "--faults", action="store_true", help="enable /__sandbox__/faults fault injection"
+    )
+    sandbox.set_defaults(handler=cmd_sandbox)
+    return parser
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from ats_gateway.sandbox.server import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        seed=None if args.seed == "none" else args.seed,
+        jobs=args.jobs,
+        tls=args.tls,
+        faults=args.faults,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- dev
+
+
+def _secret(data_dir: Path) -> str:
+    """A signing secret kept across dev restarts, so issued links keep working."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def sandbox_connections(sandbox_url: str) -> dict[str, ConnectionConfig]:
+    """Connection settings for the sandbox org's demo integration users."""
+    from ats_gateway.sandbox.seed import DEMO_USERS
+
+    connections = {}
+    for name in ("job_portal", "interview_feedback"):
+        user = DEMO_USERS[name]
+        connections[name] = ConnectionConfig(
+            name=name,
+            login_url=sandbox_url,
+            auth_flow="password",
+            client_id=user["client_id"],
+            client_secret=user["client_secret"],
+            username=user["username"],
+            password=user["password"],
+            security_token=user["security_token"],
+        )
+    return connections
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
+    from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, worker_argv
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    redis_server = EmbeddedRedis(data_dir=data_dir / "redis")
+    children: list[ManagedProcess] = []
+    try:
+        redis_server.start()
+        print(f"redis        {redis_server.url}  (AOF in {redis_server.data_dir})", flush=True)
+        sandbox_url = f"http://{args.host}:{args.sandbox_port}"
+        sandbox = ManagedProcess(
+            "sandbox org",
+            [
+                sys.executable,
+                "-m",
+                "ats_gateway.cli",
+                "sandbox",
+                "--host",
+                args.host,
+                "--port",
+                str(args.sandbox_port),
+                "--db",
+                str(data_dir / "sandbox.db"),
+                "--seed",
+                "demo",
+                "--jobs",
+                str(args.jobs),
+            ],
+            cwd=PROJECT_ROOT,
+            ready=lambda: requests.get(sandbox_url + "/services/data/", timeout=1).ok,
+            log_path=logs / "sandbox.log",
+        )
+        children.append(sandbox.start(timeout=120))
+        print(f"sandbox org  {sandbox_url}", flush=True)
+
+        settings = Settings.from_env(
+            env="dev",
+            redis_url=redis_server.url,
+            secret_key=_secret(data_dir),
+            public_url=f"http://{args.host}:{args.port}",
+            log_format="text",
+            connections=sandbox_connections(sandbox_url),
+        )
+        env = child_env(settings)
+        gateway_url = f"http://{args.host}:{args.port}"
+        for process in (
+            ManagedProcess(
+                "worker",
+                worker_argv(name="dev@%h", pool="threads", concurrency=4),
+                env=env,
+                cwd=PROJECT_ROOT,
+                log_path=logs / "worker.log",
+            ),
+            ManagedProcess(
+                "beat",
+                beat_argv(str(data_dir / "celerybeat-schedule")),
+                env=env,
+                cwd=PROJECT_ROOT,
+                log_path=logs / "beat.log",
+            ),
+            ManagedProcess(
+                "gateway",
+                gunicorn_argv(args.host, args.port),
+                env=env,
+                cwd=PROJECT_ROOT,
+                ready=lambda: requests.get(gateway_url + "/healthz", timeout=1).ok,
+                log_path=logs / "gateway.log",
+            ),
+        ):
+            children.append(process.start(timeout=60))
+        print(f"gateway      {gateway_url}", flush=True)
+        print(f"  health     {gateway_url}/healthz   ready: {gateway_url}/readyz", flush=True)
+        print(f"  logs       {logs}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        while not stop.wait(1.0):
+            dead = [c.name for c in children if not c.alive()]
+            if dead:
+                print(f"stopping: {', '.join(dead)} exited (see {logs})", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+        redis_server.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":  # `python -m ats_gateway.cli`
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Typed settings, read from `ATS_GATEWAY_*` environment variables.
+
+`Settings.from_env()` reads the environment; `create_app(config)` also accepts a `Settings` or a
+mapping of overrides (field name -> value), which is how tests and `ats-gateway dev` configure
+the app without a `.env` file. Each Salesforce connection (one integration user per purpose)
+has its own block: `ATS_GATEWAY_<CONNECTION>_<FIELD>`, e.g. `ATS_GATEWAY_JOB_PORTAL_USERNAME`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "ATS_GATEWAY_"
+CONNECTION_NAMES = ("job_portal", "interview_feedback")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """Credentials and endpoints of one integration user (one Salesforce connection)."""
+
+    name: str
+    login_url: str = ""
+    auth_flow: str = "password"  # password | client_credentials | jwt_bearer | refresh_token
+    client_id: str = field(default="", repr=False)
+    client_secret: str = field(default="", repr=False)
+    username: str = ""
+    password: str = field(default="", repr=False)
+    security_token: str = field(default="", repr=False)
+    private_key: str = field(default="", repr=False)  # PEM text, or a path to a PEM file
+    refresh_token: str = field(default="", repr=False)
+    api_version: str = "62.0"
+    verify_tls: bool = True
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.login_url and self.client_id)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway reads from its environment. Secrets are excluded from repr."""
+
+    env: str = "production"  # production | dev | test
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = field(default="", repr=False)  # signs interviewer links, cursors
+    public_url: str = "http://127.0.0.1:8000"
+    log_format: str = "json"  # json | text
+    log_level: str = "INFO"
+    max_body_bytes: int = 8 * 1024 * 1024
+    schemas_dir: str = str(PROJECT_ROOT / "schemas")
+    sf_connect_timeout: float = 5.0
+    sf_read_timeout: float = 30.0
+    api_reserve_fraction: float = 0.10
+    jobs_staleness_seconds: int = 60
+    describe_refresh_seconds: int = 900
+    delivery_batch_size: int = 1000
+    delivery_window_seconds: float = 2.0
+    retry_max_delay_seconds: int = 600
+    jobs_hook_secret: str = field(default="", repr=False)
+    cors_max_age: int = 600
+    connections: dict[str, ConnectionConfig] = field(
+        default_factory=lambda: {name: ConnectionConfig(name=name) for name in CONNECTION_NAMES}
+    )
+
+    @property
+    def celery_visibility_timeout(self) -> int:
+        # A redelivery must never race a task that is only waiting out its retry delay.
+        return self.retry_max_delay_seconds * 2 + 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment, then apply keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "connections":
+                continue
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(raw, f.type)
+        connections = {}
+        for name in CONNECTION_NAMES:
+            conn_values: dict[str, Any] = {}
+            for f in fields(ConnectionConfig):
+                if f.name == "name":
+                    continue
+                raw = environ.get(f"{PREFIX}{name.upper()}_{f.name.upper()}")
+                if raw is not None:
+                    conn_values[f.name] = _coerce(raw, f.type)
+            connections[name] = ConnectionConfig(name=name, **conn_values)
+        values["connections"] = connections
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process (worker, gunicorn)."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            if f.name == "connections":
+                continue
+            env[PREFIX + f.name.upper()] = _render(getattr(self, f.name))
+        for name, conn in self.connections.items():
+            for f in fields(ConnectionConfig):
+                if f.name != "name":
+                    env[f"{PREFIX}{name.upper()}_{f.name.upper()}"] = _render(getattr(conn, f.name))
+        return env
+
+
+def _coerce(raw: str, type_name: Any) -> Any:
+    type_name = str(type_name)
+    if type_name == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    return raw
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

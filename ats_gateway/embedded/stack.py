@@ -1,0 +1,70 @@
+"""Commands for the gateway's own processes (worker, beat, gunicorn), shared by dev and tests."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from ats_gateway.config import PROJECT_ROOT, Settings
+
+
+def worker_argv(
+    *, name: str | None = None, pool: str = "threads", concurrency: int = 4, loglevel: str = "INFO"
+) -> list[str]:
+    name = name or f"ats-gateway-{uuid.uuid4().hex[:8]}@%h"
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_worker",
+        "worker",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def beat_argv(schedule_path: str, loglevel: str = "INFO") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_worker",
+        "beat",
+        f"--loglevel={loglevel}",
+        "-s",
+        schedule_path,
+    ]
+
+
+def gunicorn_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "wsgi:app",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "10",
+    ]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment for a child that must see exactly these settings and import our modules."""
+    env = settings.to_env()
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

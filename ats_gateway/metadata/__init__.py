@@ -1,0 +1,1 @@
+"""Describe cache, describe -> marshmallow schema factory, contracts, JSON Schema/OpenAPI."""

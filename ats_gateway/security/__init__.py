@@ -1,0 +1,1 @@
+"""Consumer access: API keys and scopes, rate limits, CORS, abuse protection, link tokens."""

@@ -1,0 +1,1 @@
+"""Domain logic (no Flask): jobs, applications, interview feedback."""

@@ -1,0 +1,47 @@
+"""Celery, the Flask way: tasks run inside the app context; the Celery app lives on the Flask app.
+
+Tasks are declared with `@shared_task` in the modules listed in `TASK_MODULES`; each is thin and
+calls a service.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+TASK_MODULES = ["ats_gateway.tasks.system"]
+
+
+def celery_init_app(app: Flask) -> Celery:
+    settings = app.config["SETTINGS"]
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        include=TASK_MODULES,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A task whose worker dies mid-run is redelivered, never lost.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Longer than the longest retry delay, so a waiting retry is not redelivered twice.
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        result_backend_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout
+        },
+        result_expires=3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_track_started=True,
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
