@@ -34,9 +34,7 @@ def celery_init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         # Longer than the longest retry delay, so a waiting retry is not redelivered twice.
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
-        result_backend_transport_options={
-            "visibility_timeout": settings.celery_visibility_timeout
-        },
+        result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
         result_expires=3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
