@@ -126,14 +126,14 @@ class Sessions:
             user = self._client(params, secret_required=True)
             wanted = self.users.get(params.get("username", "").lower())
             password = params.get("password", "")
+            # Any user of the org may log in through any of its connected apps.
             if (
                 wanted is None
-                or wanted is not user
                 or not wanted.active
                 or password != wanted.password + wanted.security_token
             ):
                 raise OAuthError("invalid_grant", "authentication failure")
-            return self._success(user, instance_url, signed=True)
+            return self._success(wanted, instance_url, signed=True, app=user)
         if grant_type == "client_credentials":
             user = self._client(params, secret_required=True)
             return self._success(user, instance_url, signed=True, scope="api")
@@ -163,17 +163,19 @@ class Sessions:
             claims = jwt.decode(assertion, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise OAuthError("invalid_grant", "invalid assertion") from None
-        user = self.by_client(str(claims.get("iss", "")))
-        if user is None:
+        app = self.by_client(str(claims.get("iss", "")))
+        if app is None:
             raise OAuthError("invalid_client_id", "client identifier invalid")
-        subject = self.users.get(str(claims.get("sub") or claims.get("prn") or "").lower())
-        if subject is None or subject is not user or not user.certificate:
+        # The certificate is the connected app's; the subject may be any active user of the
+        # org (pre-authorized). An app without a certificate has no user approved for JWT.
+        user = self.users.get(str(claims.get("sub") or claims.get("prn") or "").lower())
+        if user is None or not user.active or not app.certificate:
             raise OAuthError("invalid_grant", "user hasn't approved this consumer")
         audiences = (*JWT_AUDIENCES, instance_url.rstrip("/"))
         try:
             jwt.decode(
                 assertion,
-                _public_key(user.certificate),
+                _public_key(app.certificate),
                 algorithms=["RS256"],
                 audience=list(audiences),
                 options={"require": ["exp", "aud", "iss", "sub"]},
@@ -198,15 +200,21 @@ class Sessions:
         return f"{instance_url.rstrip('/')}/id/{ids.ORG_ID}/{user.user_id}"
 
     def _success(
-        self, user: User, instance_url: str, *, signed: bool, scope: str = "api"
+        self,
+        user: User,
+        instance_url: str,
+        *,
+        signed: bool,
+        scope: str = "api",
+        app: User | None = None,
     ) -> dict[str, Any]:
+        """A token for ``user``, signed with the secret of the connected app used (``app``)."""
         session = self._issue(user)
         issued_at = str(int(time.time() * 1000))
         identity = self.identity_url(instance_url, user)
+        secret = (app or user).client_secret
         signature = base64.b64encode(
-            hmac.new(
-                user.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
-            ).digest()
+            hmac.new(secret.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
         ).decode()
         body: dict[str, Any] = {
             "access_token": session.token,

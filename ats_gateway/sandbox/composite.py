@@ -252,11 +252,8 @@ def _run_collection(ctx: Ctx, items: list[Any], all_or_none: bool, op: Any) -> R
             return {"id": rid, "success": True, "errors": [], **extra}
         except SfError as err:
             failed = True
-            out: dict[str, Any] = {"success": False, "errors": [err.result()]}
-            rid = getattr(err, "record_id", None)
-            if rid:
-                out = {"id": rid, **out}
-            return out
+            # Failed items carry no id (wire-shapes §6b).
+            return {"success": False, "errors": [err.result()]}
 
     if not all_or_none:
         return Reply(200, [one(item) for item in items])
@@ -307,7 +304,6 @@ def collection_update(ctx: Ctx, body: Any) -> Reply:
         except SfError as err:
             if err.code == "NOT_FOUND":
                 err = dml("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-            err.record_id = str(rid)  # type: ignore[attr-defined]
             raise err from None
 
     return _run_collection(ctx, records, all_or_none, op)
@@ -367,7 +363,6 @@ def collection_delete(ctx: Ctx, params: dict[str, str]) -> Reply:
         except SfError as err:
             if err.code == "NOT_FOUND":
                 err = dml("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-            err.record_id = full  # type: ignore[attr-defined]
             raise err from None
 
     return _run_collection(ctx, ids_, all_or_none, op)

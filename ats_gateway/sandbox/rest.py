@@ -65,8 +65,44 @@ JSON_TYPE = "application/json;charset=UTF-8"
 
 
 def to_json(value: Any) -> bytes:
-    """Salesforce-style JSON: pretty-printed with `` : `` separators (wire-shapes §0)."""
-    return json.dumps(value, indent=2, separators=(",", " : "), ensure_ascii=False).encode()
+    """JSON as real orgs print it (Jackson's default pretty printer, wire-shapes §0): objects
+    one member a line with `` : ``, arrays inline (``[ {`` ... ``}, {`` ... ``} ]``), empty
+    containers ``[ ]`` / ``{ }``; only objects add indentation."""
+    out: list[str] = []
+    _emit(value, 0, out)
+    return "".join(out).encode()
+
+
+_scalar = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _emit(value: Any, level: int, out: list[str]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            out.append("{ }")
+            return
+        pad = "\n" + "  " * (level + 1)
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            out.append(pad if first else "," + pad)
+            first = False
+            out.append(_scalar(str(key)))
+            out.append(" : ")
+            _emit(item, level + 1, out)
+        out.append("\n" + "  " * level + "}")
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append("[ ]")
+            return
+        out.append("[ ")
+        for i, item in enumerate(value):
+            if i:
+                out.append(", ")
+            _emit(item, level, out)
+        out.append(" ]")
+    else:
+        out.append(_scalar(value))
 
 
 def http_date(moment: datetime) -> str:

@@ -88,11 +88,20 @@ def test_password_grant_errors(org, over, error, description):
     assert r.json() == {"error": error, "error_description": description}
 
 
-def test_password_of_another_apps_user_is_refused(org):
+def test_any_user_may_log_in_through_any_connected_app(org):
     other = DEMO_CREDENTIALS["job_portal"]
-    r = _password(org.url, ADMIN, username=other["username"])
-    assert r.status_code == 400
-    assert r.json()["error"] == "invalid_grant"
+    r = _password(
+        org.url,
+        ADMIN,
+        username=other["username"],
+        password=other["password"] + other["security_token"],
+    )
+    assert r.status_code == 200, r.text
+    # the session is the job portal user's: no access to interviews
+    api = Api(org.url, r.json()["access_token"])
+    assert api.query("SELECT Id FROM bpats__Interview__c").status_code == 400
+    wrong = _password(org.url, ADMIN, username=other["username"])  # admin's password
+    assert wrong.json() == {"error": "invalid_grant", "error_description": "authentication failure"}
 
 
 def test_missing_grant_type(org):
@@ -303,3 +312,26 @@ def test_identity_url_and_revoke(fresh):
     assert Api(fresh.url, token).get("/limits").status_code == 401
     again = requests.post(f"{fresh.url}/services/oauth2/revoke", data={"token": token}, timeout=10)
     assert again.status_code == 400
+
+
+def test_users_from_a_toml_file():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "schemas" / "sandbox_users.example.toml"
+    with start_in_thread(create_app({"users_file": str(path)})) as handle:
+        r = _token(
+            handle.url,
+            grant_type="password",
+            client_id="3MVG9EXAMPLEjobportal",
+            client_secret="EXAMPLESECRET0001",
+            username="job-portal@example-org.test",
+            password="change-meTOKEN0000000000000000001",
+        )
+        assert r.status_code == 200, r.text
+        refreshed = _token(
+            handle.url,
+            grant_type="refresh_token",
+            refresh_token="5Aep861EXAMPLEfeedback",
+            client_id="3MVG9EXAMPLEfeedback",
+        )
+        assert refreshed.status_code == 200

@@ -127,3 +127,35 @@ def test_tls_with_a_self_signed_certificate():
         assert handle.url.startswith("https://")
         r = requests.get(f"{handle.url}/services/data/", verify=str(handle.cert_path), timeout=10)
         assert r.status_code == 200
+
+
+def test_concurrent_writes_and_rollbacks(fresh):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = fresh.token("admin")
+
+    def work(i: int) -> list[str]:
+        from .conftest import Api
+
+        api = Api(fresh.url, token)
+        made = [api.create("Account", {"Name": f"conc {i}-{n}"}) for n in range(10)]
+        body = {
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Account"}, "Name": f"rolled {i}"},
+                {"attributes": {"type": "Contact"}, "FirstName": "no last name"},
+            ],
+        }
+        assert api.post("/composite/sobjects", json=body).status_code == 200
+        return made
+
+    with ThreadPoolExecutor(8) as pool:
+        made = [rid for batch in pool.map(work, range(8)) for rid in batch]
+    assert len(set(made)) == 80
+    api = fresh.client("admin")
+    assert (
+        api.query("SELECT COUNT() FROM Account WHERE Name LIKE 'conc %'").json()["totalSize"] == 80
+    )
+    assert (
+        api.query("SELECT COUNT() FROM Account WHERE Name LIKE 'rolled %'").json()["totalSize"] == 0
+    )

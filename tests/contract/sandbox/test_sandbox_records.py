@@ -433,3 +433,37 @@ def test_updated_and_deleted_since(admin):
     assert gone in {d["id"] for d in deleted["deletedRecords"]}
     assert set(deleted) == {"deletedRecords", "earliestDateAvailable", "latestDateCovered"}
     assert admin.get("/sobjects/Account/updated/").status_code == 400
+
+
+def test_parent_by_external_id_in_the_body(fresh):
+    api = fresh.client("admin")
+    job = api.create("bpats__Job__c", {"Name": "Ext parent"})
+    contact = api.create("Contact", {"LastName": "Ext", "Email": "ext.parent@example.com"})
+    body = _application(job, contact)
+    del body["bpats__Contact__c"]
+    body["bpats__Contact__r"] = {"Email": "EXT.PARENT@example.com"}
+    rid = api.create("bpats__Job_Board_Application__c", body)
+    got = api.get(f"/sobjects/bpats__Job_Board_Application__c/{rid}?fields=bpats__Contact__c")
+    assert got.json()["bpats__Contact__c"] == contact
+    body["bpats__Contact__r"] = {"Email": "nobody@example.com"}
+    missing = api.post("/sobjects/bpats__Job_Board_Application__c", json=body)
+    assert missing.status_code == 400 and error_of(missing)["errorCode"] == "INVALID_FIELD"
+    body["bpats__Contact__r"] = {"Title": "x"}
+    not_ext = api.post("/sobjects/bpats__Job_Board_Application__c", json=body)
+    assert "is not an External ID or indexed field" in error_of(not_ext)["message"]
+
+
+def test_datetimes_are_stored_in_utc(admin):
+    rid = admin.create(
+        "bpats__Interview__c",
+        {
+            "bpats__Start_Date_Time__c": "2025-03-01T10:30:00+02:00",
+            "bpats__End_Date_Time__c": "2025-03-01T09:30:00.5Z",
+        },
+    )
+    row = admin.get(f"/sobjects/bpats__Interview__c/{rid}").json()
+    assert row["bpats__Start_Date_Time__c"] == "2025-03-01T08:30:00.000+0000"
+    assert row["bpats__End_Date_Time__c"] == "2025-03-01T09:30:00.500+0000"
+    assert row["Name"].startswith("INT-")
+    bad = admin.post("/sobjects/bpats__Interview__c", json={"bpats__Start_Date_Time__c": "soon"})
+    assert error_of(bad)["errorCode"] == "JSON_PARSER_ERROR"
