@@ -1,0 +1,93 @@
+"""One `SalesforceClient` per connection per process, built lazily from settings.
+
+Everything that talks to the org (describe refresh, jobs snapshot, application and feedback
+delivery, `doctor`) gets its client here, so each process has one pooled session and one view
+of the token cache per integration user. Clients know the describe snapshots so that their
+local allow-list can follow relationship paths and subqueries in SOQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ats_gateway.config import Settings
+from ats_gateway.salesforce import ConnectionSettings, SalesforceClient
+
+
+def connection_settings(settings: Settings, name: str) -> ConnectionSettings:
+    """The client settings of connection `name` (credentials, timeouts, budget reserve)."""
+    return ConnectionSettings.from_config(
+        settings.connections[name],
+        connect_timeout=settings.sf_connect_timeout,
+        read_timeout=settings.sf_read_timeout,
+        budget_reserve=settings.api_reserve_fraction,
+    )
+
+
+class SnapshotDescribes:
+    """Describe snapshots from `schemas/objects/`, read once each, for the clients' allow-lists."""
+
+    def __init__(self, schemas_dir: str | Path) -> None:
+        self.objects_dir = Path(schemas_dir) / "objects"
+        self._cache: dict[str, dict[str, Any] | None] = {}
+
+    def __call__(self, sobject: str) -> dict[str, Any] | None:
+        if sobject not in self._cache:
+            import json
+
+            path = self.objects_dir / f"{sobject}.json"
+            self._cache[sobject] = json.loads(path.read_text()) if path.exists() else None
+        return self._cache[sobject]
+
+
+class Connections:
+    def __init__(self, settings: Settings, redis_client: redis.Redis) -> None:
+        self.settings = settings
+        self.redis = redis_client
+        self.describes = SnapshotDescribes(settings.schemas_dir)
+        self._clients: dict[str, SalesforceClient] = {}
+        self._lock = threading.Lock()
+
+    def configured(self, name: str) -> bool:
+        conn = self.settings.connections.get(name)
+        return bool(conn and conn.configured)
+
+    def client(self, name: str) -> SalesforceClient:
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client = SalesforceClient(
+                    connection_settings(self.settings, name), self.redis, describes=self.describes
+                )
+                self._clients[name] = client
+            return client
+
+    def status(self) -> tuple[str, dict[str, Any]]:
+        """Readiness: each configured connection's auth state and the org's API usage."""
+        details: dict[str, Any] = {}
+        state = "ok"
+        for name in self.settings.connections:
+            if not self.configured(name):
+                details[name] = {"configured": False}
+                state = "degraded" if state == "ok" else state
+                continue
+            info = self.client(name).status()
+            details[name] = info
+            if info.get("auth_error"):
+                state = "fail"
+        return state, details
+
+
+def init_app(app) -> None:
+    settings = app.config["SETTINGS"]
+    connections = Connections(settings, app.extensions["redis"])
+    app.extensions["connections"] = connections
+    app.extensions["readiness"].add("salesforce", connections.status)
+
+
+def get_connections(app) -> Connections:
+    return app.extensions["connections"]

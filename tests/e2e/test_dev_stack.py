@@ -1,0 +1,96 @@
+"""`ats-gateway dev` started as a user would, used over HTTP, stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from ats_gateway.config import PROJECT_ROOT
+from ats_gateway.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_with_marker(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries the marker (children inherit it)."""
+    found = []
+    needle = f"ATS_GATEWAY_E2E_MARKER={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_dev_starts_serves_and_stops_cleanly(tmp_path):
+    marker = uuid.uuid4().hex
+    port, sandbox_port = free_port(), free_port()
+    env = {**os.environ, "ATS_GATEWAY_E2E_MARKER": marker, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ats_gateway.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--jobs",
+            "60",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(output)
+        assert "Ctrl-C stops everything" in text, text
+        assert f"http://127.0.0.1:{port}" in text
+        assert re.search(r"redis\s+redis://127\.0\.0\.1:\d+/0", text)
+
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(base + "/healthz", timeout=5).status_code == 200
+        ready = requests.get(base + "/readyz", timeout=10).json()
+        assert ready["checks"]["redis"]["status"] == "ok"
+        assert len(_processes_with_marker(marker)) >= 5  # dev, redis, sandbox, worker, gunicorn
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest = proc.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[0]
+    assert proc.returncode == 0, "".join(output) + rest
+    deadline = time.monotonic() + 10
+    while _processes_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with_marker(marker) == []
