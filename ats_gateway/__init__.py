@@ -14,7 +14,8 @@ __all__ = ["Settings", "create_app"]
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway app. `config` is a `Settings`, a mapping of overrides, or None (env)."""
-    from ats_gateway import api, errors, extensions, logs, tasks
+    from ats_gateway import api, connections, errors, extensions, logs, metadata, security, tasks
+    from ats_gateway.services import jobs
 
     settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
 
@@ -35,7 +36,11 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         errors.init_app,
         extensions.init_redis,
         extensions.init_readiness,
+        connections.init_app,
         tasks.celery_init_app,
+        metadata.init_app,
+        jobs.init_app,
+        security.init_app,
         api.init_app,
     ):
         init(app)

@@ -17,6 +17,8 @@ from pathlib import Path
 import requests
 
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
+from ats_gateway.metadata import cli as metadata_cli
+from ats_gateway.security import cli as security_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", action="store_true", help="enable /__sandbox__/faults fault injection"
     )
     sandbox.set_defaults(handler=cmd_sandbox)
+    security_cli.add_commands(sub)
+    metadata_cli.add_commands(sub)
+    __import__("ats_gateway.tasks.applications", fromlist=["x"]).add_commands(sub)  # dlq
+    __import__("ats_gateway.api.feedback", fromlist=["x"]).add_commands(sub)  # feedback-link
     return parser
 
 
@@ -197,6 +203,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
             children.append(process.start(timeout=60))
         print(f"gateway      {gateway_url}", flush=True)
         print(f"  health     {gateway_url}/healthz   ready: {gateway_url}/readyz", flush=True)
+        from ats_gateway.api.demo import announce_demo
+
+        for line in announce_demo(settings, data_dir, feedback_url=None):
+            print(line, flush=True)
         print(f"  logs       {logs}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(1.0):

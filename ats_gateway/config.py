@@ -58,12 +58,38 @@ class Settings:
     sf_read_timeout: float = 30.0
     api_reserve_fraction: float = 0.10
     jobs_staleness_seconds: int = 60
+    jobs_cache_max_age: int = 5  # Cache-Control max-age of job listings (seconds)
     describe_refresh_seconds: int = 900
+    describe_local_ttl_seconds: float = 1.0  # how often a process re-checks the cached version
     delivery_batch_size: int = 1000
     delivery_window_seconds: float = 2.0
     retry_max_delay_seconds: int = 600
+    retry_base_delay_seconds: float = 1.0
+    delivery_lease_seconds: int = 300  # a killed worker's batch is redelivered after this
+    application_status_ttl_days: int = 30
+    idempotency_ttl_seconds: int = 86400
+    intake_fsync: bool = True  # wait for the AOF fsync (Redis >= 7.2 WAITAOF) before a 202
+    delivery_budget_defer_seconds: float = 60.0  # API budget reserve reached: look again
     jobs_hook_secret: str = field(default="", repr=False)
     cors_max_age: int = 600
+    # Consumer access (ats_gateway.security): rate limits are flask-limiter strings; a key's
+    # own limit replaces the per-key ones; per-IP limits do not apply to secret keys.
+    rate_limit_key_read: str = "600/minute"
+    rate_limit_key_submit: str = "120/minute"
+    rate_limit_ip_read: str = "300/minute"
+    rate_limit_ip_submit: str = "10/minute"
+    trusted_proxy_hops: int = 0  # X-Forwarded-For entries to trust for the client IP
+    form_min_fill_seconds: float = 3.0
+    form_token_max_age: int = 7200
+    honeypot_field: str = "homepage"
+    max_json_depth: int = 32
+    max_header_bytes: int = 16384
+    feedback_link_ttl_seconds: int = 7 * 86400  # default lifetime of an interviewer link
+    feedback_link_max_ttl_seconds: int = 90 * 86400
+    feedback_context_ttl_seconds: int = 60  # interview + topics cached per interview
+    # The demo career site at /demo (ats_gateway.api.demo): always on when env == "dev".
+    demo_enabled: bool = False
+    demo_publishable_key: str = ""  # empty: the demo key derived from secret_key
     connections: dict[str, ConnectionConfig] = field(
         default_factory=lambda: {name: ConnectionConfig(name=name) for name in CONNECTION_NAMES}
     )

@@ -9,15 +9,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
 
 from ats_gateway import create_app
-from ats_gateway.config import PROJECT_ROOT, Settings
+from ats_gateway.config import Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
-from ats_gateway.embedded.stack import child_env, worker_argv
+from ats_gateway.embedded.stack import start_worker
 
 # --------------------------------------------------------------------------- network guard
 
@@ -117,21 +116,6 @@ def client(app):
 @pytest.fixture(scope="session")
 def celery_app(app):
     return app.extensions["celery"]
-
-
-def start_worker(settings: Settings, celery_app, log_dir: Path) -> ManagedProcess:
-    """A real `celery worker` process against the session's Redis; ready once it answers ping."""
-    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    process = ManagedProcess(
-        "celery worker",
-        worker_argv(name=name, pool="threads", concurrency=4),
-        env=child_env(settings),
-        cwd=PROJECT_ROOT,
-        ready=lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
-        log_path=log_dir / f"{name.split('@')[0]}.log",
-    )
-    process.worker_name = name  # type: ignore[attr-defined]
-    return process.start(timeout=60)
 
 
 @pytest.fixture(scope="session")

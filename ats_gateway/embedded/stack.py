@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 import uuid
+from pathlib import Path
+from typing import Any
 
 from ats_gateway.config import PROJECT_ROOT, Settings
+from ats_gateway.embedded.processes import ManagedProcess
 
 
 def worker_argv(
@@ -68,3 +71,23 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def start_worker(
+    settings: Settings, celery_app: Any, log_dir: Path, *, concurrency: int = 4
+) -> ManagedProcess:
+    """A real `celery worker` process for these settings; returns once it answers a ping.
+
+    Used by the test suite and the benchmarks; `process.worker_name` is its Celery node name.
+    """
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    process = ManagedProcess(
+        "celery worker",
+        worker_argv(name=name, pool="threads", concurrency=concurrency),
+        env=child_env(settings),
+        cwd=PROJECT_ROOT,
+        ready=lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
+        log_path=Path(log_dir) / f"{name.split('@')[0]}.log",
+    )
+    process.worker_name = name  # type: ignore[attr-defined]
+    return process.start(timeout=60)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from celery import Celery, Task
 from flask import Flask
 
-TASK_MODULES = ["ats_gateway.tasks.system"]
+TASK_MODULES = [
+    "ats_gateway.tasks.system",
+    "ats_gateway.tasks.applications",
+    "ats_gateway.tasks.metadata",
+    "ats_gateway.tasks.jobs",
+    "ats_gateway.tasks.feedback",
+]
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -40,6 +46,14 @@ def celery_init_app(app: Flask) -> Celery:
         worker_hijack_root_logger=False,
         task_track_started=True,
     )
+    from ats_gateway.tasks.jobs import beat_schedule as jobs_beat_schedule
+    from ats_gateway.tasks.metadata import beat_schedule as metadata_beat_schedule
+
+    celery_app.conf.beat_schedule = {
+        **(celery_app.conf.beat_schedule or {}),
+        **metadata_beat_schedule(settings),
+        **jobs_beat_schedule(settings),
+    }
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

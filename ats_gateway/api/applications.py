@@ -1,0 +1,382 @@
+"""`/v1/applications`: submit (JSON or multipart with a resume), batch submit, status.
+
+Views parse the request, authorize it (API key scopes), call the applications service and
+render; every refusal is problem+json, and nothing is accepted (202) before it is stored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, request, url_for
+
+from ats_gateway.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from ats_gateway.extensions import get_metrics, get_readiness, get_redis
+from ats_gateway.metadata.openapi import Operation
+from ats_gateway.metadata.openapi import Response as Documented
+from ats_gateway.security import enforce_browser_submission, require_scope
+from ats_gateway.services.applications import (
+    ApplicationService,
+    DuplicateApplication,
+    IntakeRejected,
+    ResumeTooLarge,
+    ResumeUpload,
+)
+from ats_gateway.services.applications.intake import inline_resume
+from ats_gateway.services.applications.runtime import build_service
+from ats_gateway.services.jobs import JobsError
+from ats_gateway.tasks.applications import schedule_delivery
+
+bp = Blueprint("applications", __name__)
+
+
+STATUS_VALUES = ["queued", "delivering", "delivered", "failed", "duplicate"]
+ACCEPTED = {
+    "type": "object",
+    "required": ["id", "status", "status_url"],
+    "properties": {
+        "id": {"type": "string", "description": "The application's reference at the gateway."},
+        "status": {"type": "string", "enum": STATUS_VALUES},
+        "status_url": {"type": "string", "description": "Poll it: GET /v1/applications/{id}."},
+    },
+}
+STATUS = {
+    "type": "object",
+    "required": ["id", "status", "submitted_at", "updated_at", "attempts"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"type": "string", "enum": STATUS_VALUES},
+        "submitted_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "attempts": {"type": "integer", "description": "Failed delivery attempts so far."},
+        "salesforce_id": {"type": "string", "description": "delivered / duplicate"},
+        "contact_id": {"type": "string", "description": "delivered / duplicate"},
+        "resume_id": {"type": "string", "description": "delivered with a resume"},
+        "resume_error": {"type": "string", "description": "the org refused only the file"},
+        "reason": {"type": "string", "description": "failed / duplicate: why"},
+        "code": {"type": "string", "description": "failed: the org's error code"},
+        "errors": {"type": "array", "items": {"type": "object"}, "description": "failed"},
+        "last_error": {"type": "object", "description": "queued after a retryable failure"},
+        "next_attempt_at": {"type": "string", "format": "date-time"},
+    },
+}
+BATCH_RESULT = {
+    "type": "object",
+    "required": ["accepted", "rejected", "items"],
+    "properties": {
+        "accepted": {"type": "integer"},
+        "rejected": {"type": "integer"},
+        "items": {
+            "type": "array",
+            "description": "One per submitted item, in order: status 202 with id and "
+            "status_url, or the item's own 409/413/422 with detail and errors.",
+            "items": {
+                "type": "object",
+                "required": ["index", "status"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "status": {"type": "integer", "enum": [202, 409, 413, 422]},
+                    "id": {"type": "string"},
+                    "status_url": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+    },
+}
+IDEMPOTENCY_DOC = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "Replays the first answer for 24 h; a different body with the same key is 422.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/v1/applications",
+        "Apply to a job",
+        tag="applications",
+        description="JSON, or multipart/form-data with a `resume` file (PDF, DOC, DOCX, RTF or "
+        "TXT by content). Validated at once; 202 once stored durably, delivered to the org "
+        "by a worker. The same email applying to the same job again is 409.",
+        request="application",
+        multipart=True,
+        responses={
+            202: Documented(
+                "Accepted and queued; poll `status_url`",
+                schema=ACCEPTED,
+                headers={"Location": "the status URL", "Idempotent-Replayed": "true on replay"},
+            )
+        },
+        errors=(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        security=True,
+        extra={"parameters": [IDEMPOTENCY_DOC]},
+    ),
+    Operation(
+        "POST",
+        "/v1/applications/batch",
+        "Submit up to 1,000 applications",
+        tag="applications",
+        description="Each item is validated and queued on its own (a bad item never sinks the "
+        "others); items may carry `resume: {filename, content_base64}`.",
+        responses={207: Documented("One outcome per item", schema=BATCH_RESULT)},
+        errors=(400, 401, 403, 413, 415, 422, 429),
+        security=True,
+        extra={
+            "parameters": [IDEMPOTENCY_DOC],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["applications"],
+                            "properties": {
+                                "applications": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                    "items": {"$ref": "#/components/schemas/ApplicationInput"},
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+        },
+    ),
+    Operation(
+        "GET",
+        "/v1/applications/{application_id}",
+        "What became of an application",
+        tag="applications",
+        path_params={"application_id": "the `id` of the 202 answer"},
+        responses={200: Documented("The status (kept 30 days)", schema=STATUS)},
+        errors=(401, 403, 404, 429),
+        security=True,
+    ),
+]
+
+
+@bp.record_once
+def _document(state) -> None:
+    metadata = state.app.extensions.get("metadata")
+    if metadata is not None:
+        metadata.add_operations(OPERATIONS)
+
+
+@bp.record_once
+def _register_readiness(state) -> None:
+    """`/readyz` shows the delivery queue: depth, dead letters, age of the oldest due item."""
+    app = state.app
+
+    def check() -> tuple[str, dict[str, Any]]:
+        outbox = service(app).outbox
+        counts = outbox.counts()
+        due = outbox.next_due()
+        lag = max(0.0, time.time() - due) if due is not None else 0.0
+        details = {**counts, "oldest_due_seconds": round(lag, 1)}
+        return ("degraded" if counts["dead_letter"] else "ok"), details
+
+    get_readiness(app).add("applications_queue", check)
+    get_metrics(app).registry.register(_QueueCollector(app))
+
+
+class _QueueCollector:
+    """`/metrics`: the delivery queue, read from Redis at scrape time (any gateway process
+    reports the same numbers, since the queue is shared)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            outbox = service(self.app).outbox
+            counts = outbox.counts()
+            due = outbox.next_due()
+        except Exception:  # Redis down: /readyz says so; a scrape must not fail
+            return
+        depth = GaugeMetricFamily(
+            "ats_gateway_applications_queue",
+            "Applications by delivery state (queued, delivering, dead_letter).",
+            labels=["state"],
+        )
+        for state, value in counts.items():
+            depth.add_metric([state], value)
+        yield depth
+        lag = max(0.0, time.time() - due) if due is not None else 0.0
+        yield GaugeMetricFamily(
+            "ats_gateway_applications_oldest_due_seconds",
+            "How long the oldest due application has waited for delivery.",
+            value=lag,
+        )
+
+
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_BOOLEAN_TEXT = {"true": True, "false": False, "on": True, "off": False, "1": True, "0": False}
+
+
+def service(app: Flask | None = None) -> ApplicationService:
+    app = app or current_app
+    svc = app.extensions.get("applications")
+    if svc is None:
+        svc = build_service(
+            app.config["SETTINGS"],
+            get_redis(app),
+            app.extensions["metadata"],
+            job_is_open=_job_snapshot_check(app),
+        )
+        app.extensions["applications"] = svc
+    return svc
+
+
+def _job_snapshot_check(app: Flask):
+    """Whether a job is open, from the jobs snapshot (no org call per submission).
+
+    True/False when the snapshot can tell; None (accept, deliver anyway) when there is no
+    snapshot yet, so an outage of the snapshot never turns candidates away.
+    """
+
+    def is_open(job_id: str) -> bool | None:
+        jobs = app.extensions.get("jobs")
+        if jobs is None:
+            return None
+        try:
+            return jobs.index().get(job_id) is not None
+        except JobsError:
+            return None
+
+    return is_open
+
+
+def _scope() -> str:
+    key = getattr(g, "api_key", None)
+    return f"key:{key.id}" if key is not None else "public"
+
+
+def _idempotency_key() -> str | None:
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not 1 <= len(raw) <= 255 or not raw.isprintable():
+        raise BadRequest(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable characters.")
+    return raw
+
+
+def _raise(exc: IntakeRejected) -> None:
+    if isinstance(exc, DuplicateApplication):
+        raise Conflict(exc.detail, **exc.extensions) from None
+    if isinstance(exc, ResumeTooLarge):
+        raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
+    raise ValidationFailed(exc.errors, exc.detail, **exc.extensions) from None
+
+
+def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
+    mimetype = request.mimetype
+    if mimetype == JSON:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadRequest("The body must be a JSON object.")
+        resume = data.pop("resume", None)
+        upload = None
+        if resume is not None:
+            upload = _base64_resume(resume)
+        return enforce_browser_submission(data), upload
+    if mimetype == MULTIPART:
+        form: dict[str, Any] = {k: v for k, v in request.form.items()}
+        data = enforce_browser_submission(form)
+        booleans = service().schema.boolean_fields()
+        for name in booleans & data.keys():
+            value = str(data[name]).strip().lower()
+            data[name] = _BOOLEAN_TEXT.get(value, data[name])
+        upload = None
+        part = request.files.get("resume")
+        if part is not None and part.filename:  # browsers send an empty part for "no file"
+            limit = service().resume_rule.max_bytes
+            content = part.stream.read(limit + 1)
+            upload = ResumeUpload(content, part.filename)
+        return data, upload
+    raise UnsupportedMediaType(f"Send {JSON} or {MULTIPART}.")
+
+
+def _base64_resume(value: Any) -> ResumeUpload:
+    try:
+        upload = inline_resume({"resume": value})
+    except IntakeRejected as exc:
+        _raise(exc)
+    assert upload is not None
+    return upload
+
+
+def _accepted_body(application_id: str) -> dict[str, Any]:
+    return {
+        "id": application_id,
+        "status": "queued",
+        "status_url": url_for("applications.status", application_id=application_id),
+    }
+
+
+@bp.post("/v1/applications")
+@require_scope("applications:write", accepts=(JSON, MULTIPART))
+def submit():
+    """Validate and queue one application; 202 once it is stored durably."""
+    data, resume = _read_submission()
+    try:
+        accepted = service().submit(
+            data, resume, idempotency_key=_idempotency_key(), scope=_scope()
+        )
+    except IntakeRejected as exc:
+        _raise(exc)
+    if not accepted.replayed:
+        schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    body = _accepted_body(accepted.id)
+    headers = {"Location": body["status_url"]}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+        record = service().status(accepted.id)
+        if record is not None:
+            body["status"] = record["status"]
+    return body, 202, headers
+
+
+@bp.post("/v1/applications/batch")
+@require_scope("applications:write", accepts=(JSON,))
+def submit_batch():
+    """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
+    body = request.get_json(silent=True)
+    items = body.get("applications") if isinstance(body, dict) else body
+    try:
+        result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
+    except IntakeRejected as exc:
+        _raise(exc)
+    for item in result["items"]:
+        if item["status"] == 202:
+            item["status_url"] = url_for("applications.status", application_id=item["id"])
+    if result["accepted"] and not result.get("replayed"):
+        schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    return result, 207
+
+
+@bp.get("/v1/applications/<application_id>")
+@require_scope("applications:read", accepts=(JSON,))
+def status(application_id: str):
+    """What became of an application: queued, delivering, delivered, failed or duplicate."""
+    record = service().status(application_id)
+    if record is None:
+        raise NotFound(f"No application {application_id!r} (status records last 30 days).")
+    return record, 200, {"Cache-Control": "no-store"}

@@ -1,0 +1,199 @@
+"""The demo career site at `/demo`: plain HTML, CSS and JavaScript that use the public API
+exactly as a customer's career site would (a publishable key, cross-origin requests, the
+published JSON Schema for the form). Served only when `Settings.env == "dev"` (what
+`ats-gateway dev` runs) or `Settings.demo_enabled` is set; otherwise `/demo` does not exist.
+
+What the gateway adds for the page, and nothing more:
+
+* `GET /demo/` and the static files under `ats_gateway/static/demo/` (no build step, nothing
+  loaded from a CDN);
+* `GET /demo/config.json`: `{api_base, publishable_key, docs_url}`, the two values a customer
+  would paste into their own site's configuration. The key is `Settings.demo_publishable_key`
+  or, when that is empty, the demo key derived from the signing secret
+  (`ats_gateway.security.ensure_demo_keys`), bound to the origins of `demo_origins()`;
+* `GET /demo/status/{id}`: the status of an application, standing in for the career site's
+  own server. The page follows `status_url` with its publishable key first; only when the API
+  refuses that key (401/403: reading statuses may need `applications:read`, which a
+  publishable key cannot hold) does it ask this relay, as a real site would ask its backend.
+
+For `ats-gateway dev`: `announce_demo(settings, data_dir)` creates the demo keys, writes
+`<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK, ATS_FEEDBACK_URL, for the README's tour) and
+returns the lines to print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, redirect, send_from_directory
+
+from ats_gateway.errors import NotFound
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
+EXTENSION = "ats_demo"
+
+bp = Blueprint("demo", __name__)
+
+
+def enabled(settings: Any) -> bool:
+    """Whether this gateway serves `/demo` (dev mode, or explicitly enabled)."""
+    return settings.env == "dev" or bool(getattr(settings, "demo_enabled", False))
+
+
+def demo_origins(public_url: str) -> list[str]:
+    """The origins the demo publishable key is bound to: the gateway's public origin, plus its
+    `localhost` / `127.0.0.1` twin, so the page works whichever of the two a browser opened."""
+    parts = urlsplit(public_url)
+    scheme, host, port = parts.scheme or "http", parts.hostname or "127.0.0.1", parts.port
+    suffix = f":{port}" if port else ""
+    origins = [f"{scheme}://{host}{suffix}"]
+    twin = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host)
+    if twin:
+        origins.append(f"{scheme}://{twin}{suffix}")
+    return origins
+
+
+def demo_keys(app: Flask) -> dict[str, str]:
+    """The demo keys' plaintexts ({"publishable": ..., "secret": ...}), created if missing.
+
+    Deterministic (derived from the signing secret), so every gateway process, the dev command
+    and the tests agree on them without storing a plaintext anywhere.
+    """
+    cached = app.extensions.get(EXTENSION)
+    if cached is None:
+        from ats_gateway.security import ensure_demo_keys, key_store
+
+        settings = app.config["SETTINGS"]
+        cached = ensure_demo_keys(
+            key_store(app),
+            signing_secret=settings.secret_key,
+            origins=demo_origins(settings.public_url),
+        )
+        app.extensions[EXTENSION] = cached
+    return cached
+
+
+def ensure_dev_demo_keys(settings: Any) -> dict[str, str]:
+    """`demo_keys` without an app, for `ats-gateway dev` (the parent process): the same keys,
+    created in the Redis of `settings` and bound to `demo_origins(settings.public_url)`."""
+    import redis
+
+    from ats_gateway.security import KeyStore, ensure_demo_keys
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        return ensure_demo_keys(
+            KeyStore(client),
+            signing_secret=settings.secret_key,
+            origins=demo_origins(settings.public_url),
+        )
+    finally:
+        client.close()
+
+
+def write_demo_env(
+    path: Path, *, url: str, keys: dict[str, str], feedback_url: str | None = None
+) -> Path:
+    """Write the shell file the README's tour sources (`source .ats-gateway/demo.env`):
+    ATS_URL, ATS_PK, ATS_SK and, when given, ATS_FEEDBACK_URL. Readable by its owner only."""
+    lines = [
+        "# written by `ats-gateway dev`; `source` it to follow the README's tour",
+        f"export ATS_URL={url.rstrip('/')}",
+        f"export ATS_PK={keys['publishable']}",
+        f"export ATS_SK={keys['secret']}",
+    ]
+    if feedback_url:
+        lines.append(f"export ATS_FEEDBACK_URL='{feedback_url}'")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def announce_demo(settings: Any, data_dir: Path, *, feedback_url: str | None = None) -> list[str]:
+    """For `ats-gateway dev`, once the gateway answers: create the demo keys, write
+    `<data_dir>/demo.env` (see `write_demo_env`) and return the lines to print."""
+    url = settings.public_url.rstrip("/")
+    keys = ensure_dev_demo_keys(settings)
+    env_path = write_demo_env(
+        Path(data_dir) / "demo.env", url=url, keys=keys, feedback_url=feedback_url
+    )
+    lines = [
+        f"  docs       {url}/docs",
+        f"  demo site  {url}/demo/",
+        f"  keys       publishable {keys['publishable']}",
+        f"             secret      {keys['secret']}",
+    ]
+    if feedback_url:
+        lines.append(f"  interviewer link  {feedback_url}")
+    lines.append(f"  tour       source {env_path}   (then the README's curl tour)")
+    return lines
+
+
+def _publishable_key(app: Flask) -> str:
+    settings = app.config["SETTINGS"]
+    return settings.demo_publishable_key or demo_keys(app)["publishable"]
+
+
+def _page_headers(response: Response) -> Response:
+    """A strict policy: the page runs only its own script and talks only to the gateway."""
+    api = _api_base()
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {api}; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _api_base() -> str:
+    return current_app.config["SETTINGS"].public_url.rstrip("/")
+
+
+@bp.get("/demo")
+def root():
+    return redirect("/demo/", code=302)
+
+
+@bp.get("/demo/")
+def index():
+    response = send_from_directory(STATIC_DIR, "index.html", max_age=0)
+    return _page_headers(response)
+
+
+@bp.get("/demo/config.json")
+def config():
+    """What a customer would configure in their own site: the gateway URL and their key."""
+    body = {
+        "api_base": _api_base(),
+        "publishable_key": _publishable_key(current_app),
+        "docs_url": _api_base() + "/docs",
+    }
+    return body, 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/demo/status/<application_id>")
+def status(application_id: str):
+    """The career site's backend: the status of one application (no candidate data in it)."""
+    from ats_gateway.api.applications import service
+
+    record = service().status(application_id)
+    if record is None:
+        raise NotFound(f"No application {application_id!r}.")
+    return record, 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/demo/<path:filename>")
+def asset(filename: str):
+    if filename.endswith(".html"):
+        raise NotFound("No such page; the demo is one page at /demo/.")
+    response = send_from_directory(STATIC_DIR, filename, max_age=0)
+    return _page_headers(response)
+
+
+def init_app(app: Flask) -> None:
+    """Register `/demo` when the settings allow it (dev mode or `demo_enabled`)."""
+    if enabled(app.config["SETTINGS"]):
+        app.register_blueprint(bp)

@@ -1,0 +1,138 @@
+"""Permission preflight: each connection's describe flags against what its endpoints need.
+
+Salesforce answers a describe as the connection's integration user sees the object, so
+`queryable`, `createable` and `updateable` say what that user's permission sets allow. A need
+that is not met is reported with the connection, the permission set that should grant it (from
+`schemas/permission_sets/`), the object and the operation; endpoints then answer 503 with that
+sentence instead of failing on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ats_gateway.metadata.cache import ORG, CachedDescribe
+from ats_gateway.metadata.contracts import Connection
+
+#: operation -> the describe flag that shows it is granted
+FLAGS = {"read": "queryable", "create": "createable", "edit": "updateable", "delete": "deletable"}
+#: describe failures that mean "this user cannot see the object at all"
+_NO_ACCESS = ("NotFound", "PermissionDenied", "OperationNotAllowed", "INSUFFICIENT_ACCESS")
+
+OK, MISSING, UNVERIFIED = "ok", "missing", "unverified"
+
+
+class PermissionMissing(Exception):
+    """An endpoint's connection lacks a grant; rendered as 503 problem+json with `reason`."""
+
+    def __init__(self, reason: str, findings: list[Finding] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.findings = findings or []
+
+
+@dataclass(frozen=True)
+class Finding:
+    connection: str
+    object: str
+    operation: str
+    state: str  # ok | missing | unverified
+    permission_sets: tuple[str, ...]  # labels of the sets that should grant it
+    endpoints: tuple[str, ...]
+    note: str = ""
+
+    @property
+    def sentence(self) -> str:
+        sets = " or ".join(f"'{s}'" for s in self.permission_sets) or "(no permission set)"
+        if self.state == MISSING:
+            return (
+                f"connection {self.connection}: missing {self.operation} on {self.object} "
+                f"(permission set {sets}); needed by {', '.join(self.endpoints) or 'the gateway'}"
+            )
+        if self.state == UNVERIFIED:
+            return (
+                f"connection {self.connection}: cannot verify {self.operation} on {self.object} "
+                f"(permission set {sets}): {self.note}"
+            )
+        return f"connection {self.connection}: {self.operation} on {self.object} ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "object": self.object,
+            "operation": self.operation,
+            "state": self.state,
+            "permission_sets": list(self.permission_sets),
+            "endpoints": list(self.endpoints),
+            "message": self.sentence,
+        }
+
+
+def granting_sets(
+    connection: Connection,
+    sobject: str,
+    operation: str,
+    permission_sets: Mapping[str, Mapping[str, Any]],
+) -> tuple[str, ...]:
+    """Labels of the connection's permission sets that list `operation` on `sobject`."""
+    names = []
+    for key in connection.permission_sets:
+        doc = permission_sets.get(key) or {}
+        objects = {k.lower(): v for k, v in (doc.get("objects") or {}).items()}
+        if operation in (objects.get(sobject.lower()) or ()):
+            names.append(f"{doc.get('label', key)} [{doc.get('api_name', key)}]")
+    if not names:  # nobody grants it: name the sets the admin would extend
+        names = [
+            f"{(permission_sets.get(k) or {}).get('label', k)}" for k in connection.permission_sets
+        ]
+    return tuple(names)
+
+
+def check_need(
+    connection: Connection,
+    sobject: str,
+    operation: str,
+    endpoints: tuple[str, ...],
+    entry: CachedDescribe,
+    permission_sets: Mapping[str, Mapping[str, Any]],
+) -> Finding:
+    sets = granting_sets(connection, sobject, operation, permission_sets)
+    base = {
+        "connection": connection.name,
+        "object": sobject,
+        "operation": operation,
+        "permission_sets": sets,
+        "endpoints": endpoints,
+    }
+    if entry.source != ORG:
+        if entry.error and any(marker in entry.error for marker in _NO_ACCESS):
+            return Finding(state=MISSING, note=entry.error, **base)
+        note = entry.error or "no org configured; describe snapshot only"
+        return Finding(state=UNVERIFIED, note=note, **base)
+    flag = FLAGS.get(operation, operation)
+    if entry.describe.flag(flag):
+        return Finding(state=OK, **base)
+    return Finding(state=MISSING, note=f"describe says {flag}=false", **base)
+
+
+def run_preflight(
+    connections: Mapping[str, Connection],
+    get_entry: Any,
+    permission_sets: Mapping[str, Mapping[str, Any]],
+    only: Mapping[str, bool] | None = None,
+) -> list[Finding]:
+    """Findings for every need of every connection (`get_entry(conn, obj)` -> CachedDescribe)."""
+    findings = []
+    for conn in connections.values():
+        if only is not None and not only.get(conn.name, False):
+            continue
+        for need in conn.needs:
+            entry = get_entry(conn.name, need.object)
+            findings.append(
+                check_need(
+                    conn, need.object, need.operation, need.endpoints, entry, permission_sets
+                )
+            )
+    return findings

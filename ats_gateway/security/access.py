@@ -1,0 +1,205 @@
+"""Per-view access declarations and the request hooks that enforce them.
+
+A view declares what it needs with one decorator (`require_scope`, `public`, `accepts`); the
+declaration is an `AccessSpec` stored on the view function. The hooks installed by
+`ats_gateway.security.init_app` read it:
+
+1. `before_request` (registered before the rate limiter's): request limits (header size, body
+   size, content type, JSON depth and syntax), then authentication. An authentication failure
+   is *deferred* (kept in `g`), so that the per-IP budget still counts failed attempts.
+2. the rate limiter (`ratelimit.py`): per key and per client IP, separate read/submit budgets.
+3. `before_request` (registered after the limiter's): raises the deferred 401/403 and checks
+   the scope.
+
+The decorator's wrapper re-checks at call time, so a view is never served unauthenticated
+even in an app where the hooks were not installed (it then simply has no rate limits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import current_app, g, request
+
+from ats_gateway.errors import Forbidden, ServiceUnavailable, Unauthorized
+from ats_gateway.security.keys import SCOPES, ApiKey, KeyStore
+
+READ = "read"
+SUBMIT = "submit"
+BUDGETS = (READ, SUBMIT)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_ACCEPTS = ("application/json",)
+_ATTR = "_ats_access"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ats-gateway"'}
+
+
+@dataclass
+class AccessSpec:
+    """What one view requires. `scope=None` means no key is needed (a public endpoint)."""
+
+    scope: str | None = None
+    budget: str = READ
+    accepts: tuple[str, ...] = DEFAULT_ACCEPTS
+    rate_limited: bool = True
+    #: requests this one counts as against the budgets (e.g. the items of a batch); it may
+    #: read `request.get_json()`, already parsed and checked when it is called
+    cost: Callable[[], int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def spec_of(view: Callable | None) -> AccessSpec | None:
+    return getattr(view, _ATTR, None) if view is not None else None
+
+
+def current_spec() -> AccessSpec | None:
+    """The access declaration of the view this request is routed to (None: undeclared)."""
+    if request.endpoint is None:
+        return None
+    return spec_of(current_app.view_functions.get(request.endpoint))
+
+
+def _declare(view: Callable, **changes: Any) -> Callable:
+    spec = spec_of(view)
+    if spec is None:
+        spec = AccessSpec()
+        setattr(view, _ATTR, spec)
+    for name, value in changes.items():
+        setattr(spec, name, value)
+    return view
+
+
+def require_scope(
+    scope: str,
+    *,
+    budget: str | None = None,
+    accepts: Iterable[str] | None = None,
+    cost: Callable[[], int] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator: the request needs an active key holding `scope` (or `admin`).
+
+    `budget` picks the rate-limit budget (default: "submit" for `applications:write`, else
+    "read"); `accepts` the request Content-Types for POST/PUT/PATCH (default JSON only);
+    `cost` how many requests this one counts as (default 1; e.g. the size of a batch).
+    The key is then `g.api_key` (an `ApiKey`).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+    budget = budget or (SUBMIT if scope == "applications:write" else READ)
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}")
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not getattr(g, "_ats_access_enforced", False):
+                authenticate()
+                enforce()
+            return view(*args, **kwargs)
+
+        # A spec of the wrapper's own (keeping what decorators below declared), so one function
+        # wrapped twice for two routes keeps two declarations.
+        inner = spec_of(view)
+        spec = dataclasses.replace(inner) if inner is not None else AccessSpec()
+        spec.scope, spec.budget = scope, budget
+        if cost is not None:
+            spec.cost = cost
+        if accepts is not None:
+            spec.accepts = tuple(accepts)
+        setattr(wrapper, _ATTR, spec)
+        return wrapper
+
+    return decorator
+
+
+def public(*, budget: str = READ, accepts: Iterable[str] | None = None):
+    """Decorator for views that need no key but should get the per-IP budget and body checks
+    (e.g. the interviewer feedback pages, which authenticate with a signed link instead)."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}")
+
+    def decorator(view: Callable) -> Callable:
+        changes: dict[str, Any] = {"scope": None, "budget": budget}
+        if accepts is not None:
+            changes["accepts"] = tuple(accepts)
+        return _declare(view, **changes)
+
+    return decorator
+
+
+def accepts(*content_types: str):
+    """Decorator: the Content-Types this view accepts for POST/PUT/PATCH bodies (else 415)."""
+
+    def decorator(view: Callable) -> Callable:
+        return _declare(view, accepts=tuple(content_types))
+
+    return decorator
+
+
+def current_key() -> ApiKey | None:
+    """The authenticated key of this request (also `g.api_key`), or None."""
+    return getattr(g, "api_key", None)
+
+
+def key_store(app=None) -> KeyStore:
+    app = app or current_app
+    return app.extensions["ats_key_store"]
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate() -> None:
+    """Resolve the request's key into `g.api_key`; a failure is stored in `g.auth_error`."""
+    g.api_key = None
+    g.auth_error = None
+    token = bearer_token()
+    if token is None:
+        g.auth_error = Unauthorized(
+            "Send an API key as `Authorization: Bearer <key>`.", headers=dict(_CHALLENGE)
+        )
+        return
+    try:
+        key = key_store().authenticate(token)
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("The key store is unreachable; try again shortly.") from exc
+    if key is None:
+        g.auth_error = Unauthorized(
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="ats-gateway", error="invalid_token"'},
+        )
+        return
+    origin = request.headers.get("Origin")
+    if key.publishable and origin is not None and not key.allows_origin(origin):
+        # Not counted against the key's budget: a foreign site cannot drain it.
+        g.auth_error = Forbidden(f"This publishable key is not bound to the origin {origin!r}.")
+        return
+    g.api_key = key
+
+
+def enforce() -> None:
+    """Raise the deferred authentication failure, or 403 when the key lacks the scope."""
+    g._ats_access_enforced = True
+    spec = current_spec()
+    if spec is None or spec.scope is None:
+        return
+    error = getattr(g, "auth_error", None)
+    if error is not None:
+        raise error
+    key: ApiKey | None = getattr(g, "api_key", None)
+    if key is None:  # pragma: no cover - authenticate() always sets one of the two
+        raise Unauthorized("Send an API key.", headers=dict(_CHALLENGE))
+    if not key.allows(spec.scope):
+        raise Forbidden(
+            f"This key lacks the scope {spec.scope!r}.",
+            required_scope=spec.scope,
+        )

@@ -1,0 +1,30 @@
+"""Applications: validated intake, durable queue, batched exactly-once delivery to the org.
+
+Others use: :class:`ApplicationService` (intake, batch, status), the intake errors, and
+:func:`runtime.build_service` / :func:`runtime.build_deliverer` to wire them from settings.
+"""
+
+from ats_gateway.services.applications.intake import (
+    Accepted,
+    ApplicationService,
+    DuplicateApplication,
+    IdempotencyConflict,
+    IntakeRejected,
+    InvalidApplication,
+    ResumeTooLarge,
+    ResumeUpload,
+)
+from ats_gateway.services.applications.org import ApplicationsDeliverer, dedupe_queries
+
+__all__ = [
+    "Accepted",
+    "ApplicationService",
+    "ApplicationsDeliverer",
+    "DuplicateApplication",
+    "IdempotencyConflict",
+    "IntakeRejected",
+    "InvalidApplication",
+    "ResumeTooLarge",
+    "ResumeUpload",
+    "dedupe_queries",
+]

@@ -1,0 +1,374 @@
+"""Intake: validate an application, guard against duplicates, store it durably, queue it.
+
+Nothing reaches the outbox unless it passed every check that can be made without the org
+(schema, job open, resume type and size), so a client learns about a bad field at once, with
+a 422, instead of a failed delivery hours later. Everything the request needs to be delivered
+is in Redis, and fsynced where the server supports it, before :meth:`ApplicationService.submit`
+returns: the 202 that follows is a promise.
+
+Errors (each maps to one problem+json status at the HTTP edge)::
+
+    IntakeRejected              base; ``status``, ``detail``, ``errors``, ``extensions``
+    ├── InvalidApplication      422 field errors (public names)
+    ├── ResumeTooLarge          413
+    ├── IdempotencyConflict     422 the Idempotency-Key was used with another body
+    └── DuplicateApplication    409 same email + job already queued or in the org
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
+from ats_gateway.services.applications.validation import ApplicationSchema, FieldErrors
+from ats_gateway.services.delivery import DELIVERED, DUPLICATE, FAILED, QUEUED, Outbox
+
+EMAIL = "bpats__Email__c"
+JOB = "bpats__Job__c"
+MAX_BATCH = 1000
+
+#: job id -> True (open), False (closed or unknown to the snapshot) or None (cannot tell now)
+JobIsOpen = Callable[[str], "bool | None"]
+
+
+class IntakeRejected(Exception):
+    status = 400
+
+    def __init__(self, detail: str, *, errors: FieldErrors | None = None, **extensions: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extensions = extensions
+
+
+class InvalidApplication(IntakeRejected):
+    status = 422
+
+    def __init__(self, errors: FieldErrors, detail: str = "") -> None:
+        super().__init__(detail or f"{len(errors)} field(s) failed validation.", errors=errors)
+
+
+class ResumeTooLarge(IntakeRejected):
+    status = 413
+
+
+class IdempotencyConflict(IntakeRejected):
+    status = 422
+
+
+class DuplicateApplication(IntakeRejected):
+    status = 409
+
+
+@dataclass(frozen=True)
+class ResumeUpload:
+    """A file as it arrived (multipart part or base64): bytes and the client's file name."""
+
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An application that passed validation: its record (API names) and checked resume."""
+
+    record: dict[str, Any]
+    resume: Resume | None
+    fingerprint: str
+
+    @property
+    def unique_name(self) -> str:
+        """Same candidate (email, case-insensitive) + same job, without PII in the key name."""
+        raw = f"{self.record[JOB][:15]}|{self.record[EMAIL].strip().lower()}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    status: str = QUEUED
+    replayed: bool = False
+
+
+@dataclass
+class ResumeRule:
+    max_bytes: int = 5 * 1024 * 1024
+    types: tuple[str, ...] = ("pdf", "doc", "docx", "rtf", "txt")
+    field: str = "resume"
+
+
+@dataclass
+class ApplicationService:
+    """The applications use cases, independent of HTTP."""
+
+    outbox: Outbox
+    schema: ApplicationSchema
+    job_is_open: JobIsOpen = lambda job_id: None  # no snapshot wired: accept
+    resume_rule: ResumeRule = field(default_factory=ResumeRule)
+    idempotency_ttl: int = 86400
+    clock: Callable[[], float] = time.time
+
+    # ------------------------------------------------------------------ validate
+
+    def prepare(self, data: Any, resume: ResumeUpload | None = None) -> Prepared:
+        """Validate one application (raises InvalidApplication or ResumeTooLarge)."""
+        if not isinstance(data, Mapping):
+            raise InvalidApplication(
+                [{"field": "", "code": "invalid_type", "message": "Must be a JSON object."}]
+            )
+        record, errors = self.schema.validate(data)
+        checked: Resume | None = None
+        if resume is not None:
+            try:
+                checked = check_resume(
+                    resume.data,
+                    resume.filename,
+                    max_bytes=self.resume_rule.max_bytes,
+                    allowed=self.resume_rule.types,
+                )
+            except ResumeRejected as exc:
+                error = {"field": self.resume_rule.field, "code": exc.code, "message": exc.message}
+                if exc.code == "too_large":
+                    raise ResumeTooLarge(
+                        exc.message, errors=[error], max_bytes=self.resume_rule.max_bytes
+                    ) from None
+                errors.append(error)
+        job_id = record.get(JOB)
+        job_error = any(e["field"] == "job_id" for e in errors)
+        if job_id and not job_error and self.job_is_open(job_id) is False:
+            errors.append(
+                {
+                    "field": "job_id",
+                    "code": "job_not_open",
+                    "message": "This job is not open for applications.",
+                }
+            )
+        if errors:
+            raise InvalidApplication(errors)
+        return Prepared(record, checked, fingerprint(data, resume))
+
+    # ------------------------------------------------------------------ accept
+
+    def submit(
+        self,
+        data: Any,
+        resume: ResumeUpload | None = None,
+        *,
+        idempotency_key: str | None = None,
+        scope: str = "public",
+    ) -> Accepted:
+        """Validate, deduplicate and queue one application."""
+        prepared = self.prepare(data, resume)
+        return self._store(prepared, idempotency_key=idempotency_key, scope=scope)
+
+    def _store(
+        self, prepared: Prepared, *, idempotency_key: str | None, scope: str, wait: bool = True
+    ) -> Accepted:
+        payload: dict[str, Any] = {"record": prepared.record}
+        attachments = {}
+        if prepared.resume is not None:
+            payload["resume"] = {
+                "filename": prepared.resume.filename,
+                "kind": prepared.resume.kind,
+                "bytes": len(prepared.resume.data),
+            }
+            attachments["resume"] = prepared.resume.data
+        idem = None
+        if idempotency_key:
+            idem = (_idem_name(scope, idempotency_key), prepared.fingerprint)
+        result = self.outbox.put(
+            payload,
+            attachments=attachments,
+            idempotency=idem,
+            idempotency_ttl=self.idempotency_ttl,
+            unique=[prepared.unique_name],
+            wait=wait,
+        )
+        if result.outcome == "replay":
+            return Accepted(result.id, replayed=True)
+        if result.outcome == "idempotency_conflict":
+            raise IdempotencyConflict(
+                "This Idempotency-Key was already used with a different request body.",
+                errors=[
+                    {
+                        "field": "Idempotency-Key",
+                        "code": "idempotency_key_reused",
+                        "message": "Use a new key for a different application.",
+                    }
+                ],
+            )
+        if result.outcome == "duplicate":
+            raise self._duplicate(result.id)
+        return Accepted(result.id)
+
+    def _duplicate(self, existing_id: str) -> DuplicateApplication:
+        record = self.outbox.get(existing_id) or {}
+        status = record.get("status", QUEUED)
+        where = "is already in the org" if status in (DELIVERED, DUPLICATE) else "is already queued"
+        extensions: dict[str, Any] = {
+            "existing_application": {"id": existing_id, "status": status},
+            "reason": "duplicate_application",
+        }
+        salesforce_id = (record.get("result") or {}).get("salesforce_id")
+        if salesforce_id:
+            extensions["existing_application"]["salesforce_id"] = salesforce_id
+        return DuplicateApplication(
+            f"An application from this email to this job {where} (application {existing_id}).",
+            **extensions,
+        )
+
+    def submit_batch(
+        self, items: Any, *, idempotency_key: str | None = None, scope: str = "public"
+    ) -> dict[str, Any]:
+        """Validate and queue each item on its own; one outcome per item, in order.
+
+        An ``Idempotency-Key`` on a batch replays the whole answer for 24 h; a different body
+        with the same key is an :class:`IdempotencyConflict`.
+        """
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+            raise InvalidApplication(
+                [{"field": "applications", "code": "invalid_type", "message": "Must be a list."}]
+            )
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidApplication(
+                [
+                    {
+                        "field": "applications",
+                        "code": "invalid_length",
+                        "message": f"Send between 1 and {MAX_BATCH} applications.",
+                    }
+                ]
+            )
+        redis = self.outbox.redis
+        batch_key = None
+        digest = fingerprint(list(items), None)
+        if idempotency_key:
+            batch_key = self.outbox.idempotency_key("batch:" + _idem_name(scope, idempotency_key))
+            seen = redis.get(batch_key)
+            if seen is not None:
+                stored = json.loads(seen)
+                if stored["fingerprint"] != digest:
+                    raise IdempotencyConflict(
+                        "This Idempotency-Key was already used with a different batch.",
+                        errors=[
+                            {
+                                "field": "Idempotency-Key",
+                                "code": "idempotency_key_reused",
+                                "message": "Use a new key for a different batch.",
+                            }
+                        ],
+                    )
+                return {**stored["response"], "replayed": True}
+        outcomes: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                resume = inline_resume(item)
+                data = {k: v for k, v in item.items() if k != "resume"} if resume else item
+                accepted = self._store(
+                    self.prepare(data, resume), idempotency_key=None, scope=scope, wait=False
+                )
+            except IntakeRejected as exc:
+                outcome = {"index": index, "status": exc.status, "detail": exc.detail}
+                if exc.errors:
+                    outcome["errors"] = exc.errors
+                outcome.update(exc.extensions)
+                outcomes.append(outcome)
+            else:
+                outcomes.append({"index": index, "status": 202, "id": accepted.id})
+        self.outbox.wait_durable()
+        accepted_count = sum(1 for o in outcomes if o["status"] == 202)
+        response = {
+            "accepted": accepted_count,
+            "rejected": len(outcomes) - accepted_count,
+            "items": outcomes,
+        }
+        if batch_key:
+            redis.set(
+                batch_key,
+                json.dumps({"fingerprint": digest, "response": response}),
+                nx=True,
+                ex=self.idempotency_ttl,
+            )
+        return response
+
+    # ------------------------------------------------------------------ read
+
+    def status(self, application_id: str) -> dict[str, Any] | None:
+        """What became of an application (never its candidate data)."""
+        if not application_id.isalnum() or len(application_id) > 64:
+            return None
+        record = self.outbox.get(application_id)
+        if record is None:
+            return None
+        view: dict[str, Any] = {
+            "id": record["id"],
+            "status": record["status"],
+            "submitted_at": _iso(record["created_at"]),
+            "updated_at": _iso(record["updated_at"]),
+            "attempts": record["attempts"],
+        }
+        result = record.get("result") or {}
+        error = record.get("error") or {}
+        if record["status"] in (DELIVERED, DUPLICATE):
+            view.update({k: v for k, v in result.items() if v is not None})
+        elif record["status"] == FAILED:
+            view["reason"] = error.get("reason") or error.get("message", "")
+            view["errors"] = error.get("errors", [])
+            if "code" in error:
+                view["code"] = error["code"]
+        elif error:  # queued or delivering after a retryable failure
+            view["last_error"] = {
+                "code": error.get("code", ""),
+                "message": error.get("message", ""),
+            }
+        if record["status"] == QUEUED and "next_attempt_at" in record and record["attempts"]:
+            view["next_attempt_at"] = _iso(record["next_attempt_at"])
+        return view
+
+
+def fingerprint(data: Any, resume: ResumeUpload | None) -> str:
+    """A digest of the request body: same body, same fingerprint, whatever the key order."""
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode())
+    if resume is not None:
+        digest.update(b"\0resume\0" + hashlib.sha256(resume.data).digest())
+    return digest.hexdigest()
+
+
+def _idem_name(scope: str, key: str) -> str:
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+
+
+def inline_resume(item: Any) -> ResumeUpload | None:
+    """A batch item may carry ``resume: {filename, content_base64}``."""
+    if not isinstance(item, Mapping) or "resume" not in item:
+        return None
+    raw = item["resume"]
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("content_base64"), str):
+        raise InvalidApplication(
+            [
+                {
+                    "field": "resume",
+                    "code": "invalid_type",
+                    "message": "Must be an object {filename, content_base64}.",
+                }
+            ]
+        )
+    try:
+        data = base64.b64decode(raw["content_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidApplication(
+            [{"field": "resume", "code": "invalid_base64", "message": "Not valid base64."}]
+        ) from None
+    return ResumeUpload(data, raw.get("filename"))
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

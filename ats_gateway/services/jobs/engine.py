@@ -1,0 +1,691 @@
+"""The in-memory jobs engine: index one snapshot, then filter, search, sort, page and count.
+
+Pure functions and classes over plain records (dicts keyed by public field names); no I/O.
+A :class:`JobIndex` is built once per snapshot version and shared, read-only, by every request
+of the process, so a listing costs a few set intersections and a slice, not a scan:
+
+* equality / IN filters: value -> set of positions, per filterable field (case- and
+  accent-insensitive, as Salesforce compares text);
+* ranges: the field's values sorted once, a bisect per request;
+* ``q``: a sorted vocabulary of folded words of the searchable fields; each query word matches
+  every word it begins (``engineer`` finds "Engineering"), words are ANDed;
+* sort: per (field, direction) an order and a rank per record, built on first use, with the id
+  as the tiebreak so the order is total and stable, empty values last in both directions.
+
+Paging is keyset: a cursor carries the sort key and id of the last record shown, so the next
+page is "everything after that key" in whatever snapshot is current, never a repeated or
+skipped row within one snapshot, and a consistent continuation after a refresh.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ats_gateway.services.jobs.contract import JobsContract
+from ats_gateway.services.jobs.errors import CursorGone, QueryInvalid
+from ats_gateway.services.jobs.text import fold, strip_html, words
+
+DEFAULT_LIMIT = 20
+MAX_QUERY_WORDS = 10
+MAX_Q_LENGTH = 200
+MAX_VALUES = 50
+CONTROLS = ("q", "sort", "limit", "cursor", "fields")
+_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?\Z")
+_EMPTY: frozenset[int] = frozenset()
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    """Sort keys in order, each (field, descending); the id always breaks the last tie."""
+
+    keys: tuple[tuple[str, bool], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> SortSpec:
+        keys = []
+        for part in text.split(","):
+            part = part.strip()
+            if part:
+                keys.append((part.removeprefix("-"), part.startswith("-")))
+        return cls(tuple(keys))
+
+    def render(self) -> str:
+        return ",".join(("-" if desc else "") + name for name, desc in self.keys)
+
+
+@dataclass(frozen=True)
+class CursorKey:
+    """Where the last page ended: the sort key values of its last record, and its id."""
+
+    values: tuple[Any, ...]
+    id: str
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """A validated listing or facet query (public names; values already normalised)."""
+
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `in` param -> folded values
+    ranges: tuple[tuple[str, Any], ...] = ()  # `gte`/`lte` param -> bound
+    words: tuple[str, ...] = ()  # folded words of q, ANDed
+    sort: SortSpec = SortSpec((("id", False),))
+    limit: int = DEFAULT_LIMIT
+    fields: tuple[str, ...] | None = None
+    cursor: str | None = None
+
+    def signature(self) -> str:
+        """What a cursor is bound to: the filters, q and sort (not limit, fields or cursor)."""
+        shape = [list(self.filters), list(self.ranges), self.words, self.sort.render()]
+        digest = hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()
+        return digest[:16]
+
+    def canonical(self) -> str:
+        """A stable text of the whole query (same meaning -> same text), for ETags and caches."""
+        return json.dumps(
+            [self.signature(), self.limit, self.fields, self.cursor], separators=(",", ":")
+        )
+
+
+def _error(field: str, code: str, message: str) -> dict[str, str]:
+    return {"field": field, "code": code, "message": message}
+
+
+def _split(raw: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for item in raw:
+        out.extend(part.strip() for part in item.split(",") if part.strip())
+    return out
+
+
+def parse_query(
+    args: Mapping[str, Sequence[str]],
+    contract: JobsContract,
+    *,
+    controls: Sequence[str] = CONTROLS,
+) -> JobQuery:
+    """Validate query parameters (each name -> its list of values) against the contract.
+
+    Filters: ``param=a`` or ``param=a&param=b`` or ``param=a,b`` (IN) for ``in`` filters, one
+    bound for ``gte``/``lte`` ones; ``q``, ``sort`` (comma-separated, ``-`` for descending),
+    ``limit``, ``cursor``, ``fields``. Raises :class:`QueryInvalid` listing every problem and
+    what is allowed instead.
+    """
+    errors: list[dict[str, str]] = []
+    allowed = [*contract.params, *controls]
+    for name in args:
+        if name not in allowed:
+            errors.append(
+                _error(
+                    name, "unknown_parameter", "Unknown parameter; allowed: " + ", ".join(allowed)
+                )
+            )
+
+    filters: dict[str, tuple[str, ...]] = {}
+    ranges: dict[str, Any] = {}
+    for flt in contract.filters:
+        if flt.param not in args:
+            continue
+        spec = contract.field(flt.field)
+        if flt.op != "in":
+            raw = list(args[flt.param])
+            if len(raw) != 1:
+                errors.append(_error(flt.param, "repeated", "Give this parameter once."))
+                continue
+            bound, problem = _range_bound(spec.kind, raw[0])
+            if problem:
+                errors.append(_error(flt.param, "invalid", problem))
+            else:
+                ranges[flt.param] = bound
+            continue
+        values = _split(args[flt.param])
+        if not values:
+            errors.append(_error(flt.param, "empty", "Give at least one value."))
+            continue
+        if len(values) > MAX_VALUES:
+            errors.append(_error(flt.param, "too_many", f"At most {MAX_VALUES} values."))
+            continue
+        keys: set[str] = set()
+        for value in values:
+            key, problem = _filter_key(spec.kind, spec.values, value)
+            if problem:
+                errors.append(_error(flt.param, "invalid_choice", problem))
+            else:
+                keys.add(key)
+        filters[flt.param] = tuple(sorted(keys))
+
+    single: dict[str, str] = {}
+    for name in controls:
+        if name in args:
+            raw = list(args[name])
+            if len(raw) != 1:
+                errors.append(_error(name, "repeated", "Give this parameter once."))
+            else:
+                single[name] = raw[0]
+
+    query_words: tuple[str, ...] = ()
+    if "q" in single:
+        text = single["q"]
+        if len(text) > MAX_Q_LENGTH:
+            errors.append(_error("q", "too_long", f"At most {MAX_Q_LENGTH} characters."))
+        else:
+            found = list(dict.fromkeys(words(text)))
+            if len(found) > MAX_QUERY_WORDS:
+                errors.append(_error("q", "too_many_words", f"At most {MAX_QUERY_WORDS} words."))
+            query_words = tuple(sorted(found))
+
+    sort = SortSpec.parse(contract.default_sort)
+    if "sort" in single:
+        wanted = SortSpec.parse(single["sort"])
+        bad = [name for name, _ in wanted.keys if name not in contract.sortable]
+        names = [name for name, _ in wanted.keys]
+        if bad or not wanted.keys or len(set(names)) != len(names):
+            choices = ", ".join(f"{s}, -{s}" for s in contract.sortable)
+            errors.append(
+                _error(
+                    "sort",
+                    "invalid_choice",
+                    f"Cannot sort by {single['sort']!r}; give comma-separated fields, each at "
+                    f"most once, from: {choices}",
+                )
+            )
+        else:
+            sort = wanted
+
+    limit = contract.default_limit
+    if "limit" in single:
+        try:
+            limit = int(single["limit"])
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= contract.max_limit:
+            errors.append(
+                _error(
+                    "limit", "out_of_range", f"Must be an integer from 1 to {contract.max_limit}."
+                )
+            )
+
+    fields: tuple[str, ...] | None = None
+    if "fields" in single:
+        wanted_fields = _split([single["fields"]])
+        bad = [f for f in wanted_fields if f not in contract.exposed]
+        if bad or not wanted_fields:
+            errors.append(
+                _error(
+                    "fields",
+                    "invalid_choice",
+                    f"Unknown field(s) {', '.join(bad) or '(none)'}; allowed: "
+                    + ", ".join(contract.exposed),
+                )
+            )
+        else:
+            fields = tuple(dict.fromkeys([contract.id_field, *wanted_fields]))
+
+    cursor = single.get("cursor") or None
+    if cursor is not None and len(cursor) > 2000:
+        errors.append(_error("cursor", "invalid", "Not a cursor this API issued."))
+    if errors:
+        raise QueryInvalid(errors)
+    return JobQuery(
+        filters=tuple(sorted(filters.items())),
+        ranges=tuple(sorted(ranges.items())),
+        words=query_words,
+        sort=sort,
+        limit=limit,
+        fields=fields,
+        cursor=cursor,
+    )
+
+
+def from_listing(listing: Any, contract: JobsContract) -> JobQuery:
+    """A :class:`JobQuery` from the metadata layer's validated ``ListingQuery`` (the
+    `job_filters` schema has checked names, types, picklist values, sort, limit and fields)."""
+    filters: list[tuple[str, tuple[str, ...]]] = []
+    ranges: list[tuple[str, Any]] = []
+    for flt in listing.filters:
+        values = flt.value if isinstance(flt.value, (list, tuple)) else [flt.value]
+        if flt.op == "in":
+            filters.append((flt.name, tuple(sorted({_eq_key(_plain(v)) for v in values}))))
+        else:
+            kind = contract.field(flt.field).kind
+            ranges.append((flt.name, _sort_key(kind, _plain(values[0]))))
+    found = list(dict.fromkeys(words(listing.q or "")))
+    if len(found) > MAX_QUERY_WORDS:
+        raise QueryInvalid([_error("q", "too_many_words", f"At most {MAX_QUERY_WORDS} words.")])
+    sort = SortSpec(tuple((key.field, key.descending) for key in listing.sort))
+    fields = None
+    if listing.fields:
+        fields = tuple(dict.fromkeys([contract.id_field, *listing.fields]))
+    return JobQuery(
+        filters=tuple(sorted(filters)),
+        ranges=tuple(sorted(ranges)),
+        words=tuple(sorted(found)),
+        sort=sort if sort.keys else SortSpec.parse(contract.default_sort),
+        limit=int(listing.limit),
+        fields=fields,
+        cursor=listing.cursor or None,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Decimal -> float, date -> ISO text: the snapshot's own representations."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _filter_key(kind: str, allowed: tuple[str, ...], value: str) -> tuple[str, str]:
+    """(normalised key, problem) for one equality value."""
+    if kind == "picklist" and allowed:
+        folded = fold(value)
+        for choice in allowed:
+            if fold(choice) == folded:
+                return folded, ""
+        return "", f"{value!r} is not allowed; allowed: " + ", ".join(allowed)
+    if kind == "boolean":
+        lowered = value.lower()
+        if lowered in ("true", "1", "yes"):
+            return "true", ""
+        if lowered in ("false", "0", "no"):
+            return "false", ""
+        return "", f"{value!r} is not a boolean; allowed: true, false"
+    if kind == "number":
+        number, problem = _range_bound("number", value)
+        return ("" if problem else _eq_key(number)), problem
+    if len(value) > 255:
+        return "", "At most 255 characters."
+    return fold(value), ""
+
+
+def _range_bound(kind: str, raw: str) -> tuple[Any, str]:
+    raw = raw.strip()
+    if kind in ("date", "datetime"):
+        try:
+            return dt.date.fromisoformat(raw[:10]).isoformat() + raw[10:], ""
+        except ValueError:
+            return None, f"{raw!r} is not a date (YYYY-MM-DD)"
+    if kind == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            return None, f"{raw!r} is not a number"
+        if not math.isfinite(number):
+            return None, f"{raw!r} is not a finite number"
+        return number, ""
+    return fold(raw), ""
+
+
+def _eq_key(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    return fold(str(value))
+
+
+def _sort_key(kind: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if kind == "number":
+        return float(value)
+    if kind == "boolean":
+        return 1 if value else 0
+    if kind in ("string", "picklist"):
+        return fold(value)
+    if kind == "html":
+        return fold(strip_html(value))
+    return str(value)
+
+
+class _Desc:
+    """Reverses the order of a value inside a sort key tuple."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return other.value < self.value
+
+    def __gt__(self, other: _Desc) -> bool:
+        return other.value > self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and other.value == self.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _value_key(sort: SortSpec, values: Sequence[Any], ident: str) -> tuple[Any, ...]:
+    """The position of a record in ``sort``'s order, from its values (empty values last)."""
+    parts: list[tuple[Any, ...]] = []
+    for (_, desc), value in zip(sort.keys, values, strict=True):
+        if value is None:
+            parts.append((1,))
+        else:
+            parts.append((0, _Desc(value) if desc else value))
+    return (*parts, ident)
+
+
+# --------------------------------------------------------------------------- the index
+
+
+class JobIndex:
+    """One snapshot's records, indexed for filtering, search, sorting and facets."""
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        contract: JobsContract,
+        *,
+        version: str = "",
+        snapshot_at: float = 0.0,
+    ) -> None:
+        self.contract = contract
+        self.version = version
+        self.snapshot_at = snapshot_at
+        id_field = contract.id_field
+        self.docs: list[dict[str, Any]] = sorted(
+            (dict(r) for r in records), key=lambda r: str(r[id_field])
+        )
+        self.ids: list[str] = [str(d[id_field]) for d in self.docs]
+        self.n = len(self.docs)
+        self._pos15 = {ident[:15]: i for i, ident in enumerate(self.ids)}
+        self._eq: dict[str, dict[str, frozenset[int]]] = {}
+        self._display: dict[str, dict[str, Any]] = {}
+        eq_fields = {f.field for f in contract.filters if f.op == "in"} | set(contract.facets)
+        for name in eq_fields:
+            buckets: dict[str, set[int]] = {}
+            display: dict[str, Any] = {}
+            for i, doc in enumerate(self.docs):
+                value = doc.get(name)
+                if value is None or value == "":
+                    continue
+                key = _eq_key(value)
+                buckets.setdefault(key, set()).add(i)
+                display.setdefault(key, value)
+            self._eq[name] = {k: frozenset(v) for k, v in buckets.items()}
+            self._display[name] = display
+        self._ranges: dict[str, tuple[list[Any], list[int]]] = {}
+        for flt in contract.filters:
+            if flt.op == "in" or flt.field in self._ranges:
+                continue
+            kind = contract.field(flt.field).kind
+            pairs = [
+                (_sort_key(kind, doc.get(flt.field)), i)
+                for i, doc in enumerate(self.docs)
+                if doc.get(flt.field) not in (None, "")
+            ]
+            pairs.sort()
+            self._ranges[flt.field] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        vocab: dict[str, set[int]] = {}
+        for name in contract.searchable:
+            html = contract.field(name).kind == "html"
+            for i, doc in enumerate(self.docs):
+                value = doc.get(name)
+                if value:
+                    for word in words(strip_html(value) if html else str(value)):
+                        vocab.setdefault(word, set()).add(i)
+        self._vocab = {k: frozenset(v) for k, v in vocab.items()}
+        self._tokens = sorted(self._vocab)
+        self._keys: dict[str, list[Any]] = {}
+        self._orders: dict[SortSpec, tuple[list[int], list[int]]] = {}
+        self._memo: dict[tuple[Any, ...], frozenset[int]] = {}
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The record with this 15- or 18-character id, or None."""
+        if not _ID.match(job_id):
+            return None
+        i = self._pos15.get(job_id[:15])
+        if i is None:
+            return None
+        if len(job_id) == 18 and job_id[15:].upper() != self.ids[i][15:].upper():
+            return None
+        return self.docs[i]
+
+    def project(self, doc: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+        names = fields or self.contract.exposed
+        return {name: doc.get(name) for name in names}
+
+    # -- matching -----------------------------------------------------------------------
+
+    def _memoized(self, key: tuple[Any, ...], compute) -> frozenset[int]:
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 8192:
+                self._memo.clear()
+            found = self._memo[key] = frozenset(compute())
+        return found
+
+    def _word_set(self, word: str) -> frozenset[int]:
+        def compute() -> set[int]:
+            hits: set[int] = set()
+            i = bisect.bisect_left(self._tokens, word)
+            while i < len(self._tokens) and self._tokens[i].startswith(word):
+                hits |= self._vocab[self._tokens[i]]
+                i += 1
+            return hits
+
+        return self._memoized(("q", word), compute)
+
+    def _range_set(self, field: str, op: str, bound: Any) -> frozenset[int]:
+        keys, positions = self._ranges[field]
+
+        def compute() -> list[int]:
+            if op == "gte":
+                return positions[bisect.bisect_left(keys, bound) :]
+            return positions[: bisect.bisect_right(keys, bound)]
+
+        return self._memoized((field, op, bound), compute)
+
+    def _in_set(self, field: str, keys: tuple[str, ...]) -> frozenset[int]:
+        buckets = self._eq.get(field, {})
+        if len(keys) == 1:
+            return buckets.get(keys[0], _EMPTY)
+        return self._memoized((field, "in", keys), lambda: _union(buckets, keys))
+
+    def constraint_sets(self, query: JobQuery) -> list[tuple[str, frozenset[int]]]:
+        """(field constrained, matching positions) for each constraint of ``query``."""
+        sets: list[tuple[str, frozenset[int]]] = []
+        for param, keys in query.filters:
+            flt = self.contract.filter(param)
+            sets.append((flt.field, self._in_set(flt.field, keys)))
+        for param, bound in query.ranges:
+            flt = self.contract.filter(param)
+            sets.append((flt.field, self._range_set(flt.field, flt.op, bound)))
+        for word in query.words:
+            sets.append(("", self._word_set(word)))
+        return sets
+
+    def match(self, query: JobQuery) -> frozenset[int] | None:
+        """Positions matching every constraint; None means every record."""
+        return _intersect([s for _, s in self.constraint_sets(query)])
+
+    # -- ordering and paging ------------------------------------------------------------
+
+    def _sort_keys(self, name: str) -> list[Any]:
+        keys = self._keys.get(name)
+        if keys is None:
+            kind = self.contract.field(name).kind
+            keys = self._keys[name] = [_sort_key(kind, d.get(name)) for d in self.docs]
+        return keys
+
+    def order(self, sort: SortSpec) -> tuple[list[int], list[int]]:
+        """(positions in order, rank of each position) for ``sort``; the id breaks ties."""
+        found = self._orders.get(sort)
+        if found is None:
+            columns = []
+            for name, desc in sort.keys:
+                keys = self._sort_keys(name)
+                dense = {v: r for r, v in enumerate(sorted({k for k in keys if k is not None}))}
+                columns.append(
+                    [(1, 0) if k is None else (0, -dense[k] if desc else dense[k]) for k in keys]
+                )
+            ids = self.ids
+            order = sorted(range(self.n), key=lambda i: (*[c[i] for c in columns], ids[i]))
+            rank = [0] * self.n
+            for r, i in enumerate(order):
+                rank[i] = r
+            if len(self._orders) > 64:
+                self._orders.clear()
+            found = self._orders[sort] = (order, rank)
+        return found
+
+    def key_of(self, position: int, sort: SortSpec) -> CursorKey:
+        values = tuple(self._sort_keys(name)[position] for name, _ in sort.keys)
+        return CursorKey(values, self.ids[position])
+
+    def _start(self, order: list[int], sort: SortSpec, after: CursorKey) -> int:
+        """The first place in ``order`` strictly after ``after`` (binary search by value, so a
+        key cut from another snapshot lands where it belongs in this one)."""
+        if len(after.values) != len(sort.keys):
+            raise CursorGone("the cursor does not fit this sort")
+        try:
+            target = _value_key(sort, after.values, after.id)
+            lo, hi = 0, len(order)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                i = order[mid]
+                here = self.key_of(i, sort)
+                if _value_key(sort, here.values, here.id) > target:
+                    hi = mid
+                else:
+                    lo = mid + 1
+        except TypeError as exc:  # a key whose type no longer compares (contract changed)
+            raise CursorGone("the cursor's sort key no longer applies") from exc
+        return lo
+
+    def page(
+        self,
+        query: JobQuery,
+        matched: frozenset[int] | None,
+        after: CursorKey | None = None,
+    ) -> tuple[list[int], CursorKey | None]:
+        """Up to ``query.limit`` positions after ``after``, and the key to continue from."""
+        order, rank = self.order(query.sort)
+        start = self._start(order, query.sort, after) if after is not None else 0
+        want = query.limit + 1
+        if matched is None:
+            picked = order[start : start + want]
+        elif len(matched) * 16 >= self.n:
+            # Dense: walk the order; about limit * n / len(matched) steps.
+            picked = []
+            for i in order[start:] if start else order:
+                if i in matched:
+                    picked.append(i)
+                    if len(picked) == want:
+                        break
+        else:
+            ranks = sorted(r for r in map(rank.__getitem__, matched) if r >= start)
+            picked = [order[r] for r in ranks[:want]]
+        if len(picked) > query.limit:
+            picked = picked[: query.limit]
+            return picked, self.key_of(picked[-1], query.sort)
+        return picked, None
+
+    # -- facets -------------------------------------------------------------------------
+
+    def facets(self, query: JobQuery) -> dict[str, list[dict[str, Any]]]:
+        """Counts per value of each facet field, under every constraint but the field's own.
+
+        So a menu shows, for each department, how many jobs choosing it would list given the
+        other filters: the count of ``department=X`` is that listing's ``meta.total``.
+        """
+        sets = self.constraint_sets(query)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in self.contract.facets:
+            matched = _intersect([s for field, s in sets if field != name])
+            counts = []
+            for key, members in self._eq[name].items():
+                count = len(members) if matched is None else len(members & matched)
+                if count:
+                    counts.append({"value": self._display[name][key], "count": count})
+            counts.sort(key=lambda c: (-c["count"], fold(str(c["value"]))))
+            out[name] = counts
+        return out
+
+
+def _union(buckets: Mapping[str, frozenset[int]], keys: Iterable[str]) -> set[int]:
+    out: set[int] = set()
+    for key in keys:
+        out |= buckets.get(key, _EMPTY)
+    return out
+
+
+def _intersect(sets: list[frozenset[int]]) -> frozenset[int] | None:
+    if not sets:
+        return None
+    sets = sorted(sets, key=len)
+    result = sets[0]
+    for other in sets[1:]:
+        if not result:
+            break
+        result = result & other
+    return frozenset(result)
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+class CursorCodec:
+    """Opaque, signed cursors: ``{version, query signature, sort, last key}``.
+
+    A cursor is bound to the query's filters and sort (another query -> 422), carries the
+    snapshot version it was cut from (for diagnostics) and continues by key, so it stays
+    meaningful after the snapshot is refreshed.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._serializer = URLSafeSerializer(secret or "ats-gateway-jobs", salt="jobs-cursor")
+
+    def encode(self, *, version: str, query: JobQuery, key: CursorKey) -> str:
+        payload = {"v": version, "h": query.signature(), "k": [list(key.values), key.id]}
+        return self._serializer.dumps(payload)
+
+    def decode(self, token: str, query: JobQuery) -> tuple[CursorKey, str]:
+        """(key to continue after, snapshot version the cursor was cut from)."""
+        try:
+            payload = self._serializer.loads(token)
+            values, ident = payload["k"]
+            version, signature = str(payload["v"]), str(payload["h"])
+        except (BadSignature, KeyError, TypeError, ValueError) as exc:
+            raise QueryInvalid(
+                [_error("cursor", "invalid", "Not a cursor this API issued; start without one.")]
+            ) from exc
+        if signature != query.signature():
+            raise QueryInvalid(
+                [
+                    _error(
+                        "cursor",
+                        "mismatch",
+                        "This cursor belongs to a query with other filters, q or sort; repeat "
+                        "the query that produced it, or start without a cursor.",
+                    )
+                ]
+            )
+        if not isinstance(ident, str) or not isinstance(values, list):
+            raise CursorGone("the cursor's key has an unexpected shape")
+        for value in values:
+            if isinstance(value, bool) or not (
+                value is None or isinstance(value, (str, int, float))
+            ):
+                raise CursorGone("the cursor's key has an unexpected shape")
+        return CursorKey(tuple(values), ident), version

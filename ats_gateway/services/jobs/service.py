@@ -1,0 +1,405 @@
+"""The jobs service: snapshot refresh (single-flight), listing, one job, facets, status.
+
+A request costs one Redis GET (the ``current`` pointer) plus in-process work on the decoded
+snapshot, which each process builds once per version. Calls to the org happen only in
+:meth:`JobsService.refresh`: from the beat task, from the refresh hook, or on demand when the
+snapshot is missing (the request waits) or older than the staleness bound (the request is
+served from the last snapshot while one process refreshes in the background).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ats_gateway.services.jobs.contract import JobsContract
+from ats_gateway.services.jobs.engine import (
+    CONTROLS,
+    CursorCodec,
+    JobIndex,
+    JobQuery,
+    from_listing,
+    parse_query,
+)
+from ats_gateway.services.jobs.errors import (
+    JobNotFound,
+    QueryInvalid,
+    RefreshFailed,
+    SnapshotUnavailable,
+)
+from ats_gateway.services.jobs.source import RecordSource, load_public_jobs
+from ats_gateway.services.jobs.store import LocalCache, Pointer, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+Args = Mapping[str, Sequence[str]]
+
+
+def iso(epoch: float) -> str:
+    return (
+        dt.datetime.fromtimestamp(epoch, dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    outcome: str  # refreshed | fresh (skipped: recent enough) | busy (another one runs)
+    version: str | None = None
+    count: int | None = None
+    api_calls: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Rendered:
+    """A response the API can send, or answer 304 for, without knowing how it was made."""
+
+    etag: str
+    snapshot_at: float
+    make: Callable[[], dict[str, Any]] = field(repr=False)
+    _body: dict[str, Any] | None = field(default=None, repr=False)
+    #: The HTTP edge may memoize its encoding of the body here (same body, same bytes).
+    encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            self._body = self.make()
+        return self._body
+
+
+class JobsService:
+    """Everything the API and the tasks do with jobs.
+
+    ``contract`` returns the current :class:`JobsContract` (it follows describe refreshes);
+    ``source`` returns the client that runs the snapshot query (a ``SalesforceClient`` of the
+    ``job_portal`` connection); ``describe`` optionally returns the raw describe of the job
+    object, so the query's field names are checked before it is sent.
+    """
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        *,
+        contract: Callable[[], JobsContract],
+        source: Callable[[], RecordSource],
+        describe: Callable[[], Mapping[str, Any] | None] | None = None,
+        staleness_seconds: float = 60.0,
+        cursor_secret: str = "",
+        wait_seconds: float = 15.0,
+        lock_timeout: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        response_cache_size: int = 1024,
+        query_loader: Callable[[Args], Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.contract = contract
+        self.source = source
+        self.describe = describe
+        self.staleness = float(staleness_seconds)
+        self.codec = CursorCodec(cursor_secret)
+        self.wait_seconds = wait_seconds
+        self.lock_timeout = lock_timeout
+        self.clock = clock
+        self.cache = LocalCache()
+        self._responses: OrderedDict[str, Rendered] = OrderedDict()
+        self._responses_lock = threading.Lock()
+        self._responses_version = ""
+        self._response_cache_size = response_cache_size
+        self._background: threading.Thread | None = None
+        self.query_loader = query_loader
+        self._parsed: dict[str, JobQuery] = {}
+
+    def parse(self, args: Args, contract: JobsContract, *, listing: bool = True) -> JobQuery:
+        """Validate query parameters: with the metadata layer's `job_filters` schema when one
+        is wired (``query_loader``), else with :func:`parse_query` over the contract.
+
+        Valid queries are remembered per contract version: career sites repeat a few
+        queries endlessly, and validation is the same every time until the describe changes.
+        """
+        key = repr((contract.version, listing, sorted((k, list(v)) for k, v in args.items())))
+        found = self._parsed.get(key)
+        if found is not None:
+            return found
+        query = self._parse(args, contract, listing=listing)
+        if len(self._parsed) > 4096:
+            self._parsed.clear()
+        self._parsed[key] = query
+        return query
+
+    def _parse(self, args: Args, contract: JobsContract, *, listing: bool) -> JobQuery:
+        if self.query_loader is None:
+            return parse_query(args, contract, controls=CONTROLS if listing else ("q",))
+        if not listing:
+            extra = [name for name in args if name in CONTROLS and name != "q"]
+            if extra:
+                raise QueryInvalid(
+                    [
+                        {
+                            "field": name,
+                            "code": "unknown_parameter",
+                            "message": "Facets take the filters and q only.",
+                        }
+                        for name in extra
+                    ]
+                )
+        try:
+            listing_query = self.query_loader(args)
+        except Exception as exc:
+            errors = getattr(exc, "errors", None)
+            if isinstance(errors, list):  # the metadata layer's InvalidInput
+                raise QueryInvalid(errors) from None
+            raise
+        return from_listing(listing_query, contract)
+
+    # -- the snapshot -------------------------------------------------------------------
+
+    def refresh(
+        self,
+        *,
+        blocking: bool = True,
+        min_age: float = 0.0,
+        newer_than: float | None = None,
+    ) -> RefreshResult:
+        """Load every public job from the org and publish a new snapshot.
+
+        Single-flight across every process: with ``blocking`` a caller waits for a running
+        refresh and then runs its own (the hook: changes made before it was called must show);
+        without, it returns ``busy``. ``min_age`` skips the refresh when the current snapshot
+        is younger (the beat task, so a hook or on-demand refresh resets its clock).
+        ``newer_than`` (epoch seconds) skips it when the current snapshot's query started at
+        or after that moment: a burst of hooks costs one or two refreshes, not one each.
+        Raises :class:`RefreshFailed` (recorded for /readyz; the last snapshot stays).
+        """
+        lock = self.store.lock(self.lock_timeout)
+        acquired = lock.acquire(
+            blocking=blocking, blocking_timeout=self.lock_timeout if blocking else None
+        )
+        if not acquired:
+            return RefreshResult("busy")
+        try:
+            if min_age or newer_than is not None:
+                pointer = self.store.pointer()
+                if pointer is not None and (
+                    pointer.age(self.clock()) < min_age
+                    or (newer_than is not None and pointer.snapshot_at >= newer_than)
+                ):
+                    return RefreshResult("fresh", version=pointer.version)
+            started = self.clock()
+            try:
+                contract = self.contract()
+                client = self.source()
+                calls_before = getattr(client, "api_calls", None)
+                describe = self.describe() if self.describe else None
+                records = load_public_jobs(client, contract, describe)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("jobs snapshot refresh failed: %s", reason[:300])
+                self.store.record_failure(reason)
+                raise RefreshFailed(reason) from exc
+            calls = None
+            if calls_before is not None:
+                calls = getattr(client, "api_calls", 0) - calls_before
+            pointer = self.store.publish(
+                records,
+                snapshot_at=started,
+                duration_ms=round((self.clock() - started) * 1000),
+                api_calls=calls if calls is not None else "",
+            )
+            log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
+            return RefreshResult("refreshed", pointer.version, len(records), calls)
+        finally:
+            # A lock that expired while we worked has nothing to undo.
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
+
+    def _refresh_soon(self) -> None:
+        """A stale snapshot: refresh in the background (one process at a time, throttled)."""
+        running = self._background
+        if running is not None and running.is_alive():
+            return
+        if not self.store.claim_attempt(min(5.0, max(self.staleness / 2, 0.5))):
+            return
+
+        def run() -> None:
+            # A failure is recorded; the last snapshot keeps being served.
+            with contextlib.suppress(RefreshFailed):
+                self.refresh(blocking=False)
+
+        self._background = threading.Thread(target=run, name="jobs-refresh", daemon=True)
+        self._background.start()
+
+    def _pointer(self) -> Pointer:
+        pointer = self.store.pointer()
+        if pointer is not None:
+            if pointer.age(self.clock()) > self.staleness:
+                self._refresh_soon()
+            return pointer
+        # No snapshot at all: one caller loads it, the others wait for it; when the load
+        # fails, everyone waiting answers 503 at once rather than at the deadline.
+        started = self.clock()
+        deadline = started + self.wait_seconds
+        while True:
+            if self.store.claim_attempt(min(5.0, max(self.staleness / 2, 0.5))):
+                try:
+                    self.refresh(blocking=False)
+                except RefreshFailed as exc:
+                    raise self._unavailable(exc) from None
+            pointer = self.store.pointer()
+            if pointer is not None:
+                return pointer
+            failed_at = float(self.store.status().get("last_error_at") or 0)
+            if failed_at >= started or self.clock() >= deadline:
+                raise self._unavailable(None)
+            time.sleep(0.05)
+
+    @staticmethod
+    def _unavailable(error: Exception | None) -> SnapshotUnavailable:
+        cause = f" ({type(error.__cause__).__name__})" if error and error.__cause__ else ""
+        return SnapshotUnavailable(
+            f"The job listing is not loaded yet and the org could not be reached{cause}; "
+            "try again shortly."
+        )
+
+    def index(self) -> JobIndex:
+        """The current snapshot, decoded and indexed (once per process and version)."""
+        pointer = self._pointer()
+
+        def build() -> JobIndex:
+            snapshot = self.store.load(pointer.version)
+            if snapshot is None:
+                raise SnapshotUnavailable("The job snapshot expired while being read; retry.")
+            return JobIndex(
+                snapshot.records,
+                self.contract(),
+                version=snapshot.version,
+                snapshot_at=snapshot.snapshot_at,
+            )
+
+        index = self.cache.get(pointer.version, build)
+        if index.version != self._responses_version:
+            # Answers of older snapshots would keep their (large) index alive: drop them.
+            with self._responses_lock:
+                self._responses.clear()
+                self._responses_version = index.version
+        return index
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _cached(self, key: str, make: Callable[[], Rendered]) -> Rendered:
+        with self._responses_lock:
+            found = self._responses.get(key)
+            if found is not None:
+                self._responses.move_to_end(key)
+                return found
+        rendered = make()
+        with self._responses_lock:
+            self._responses[key] = rendered
+            while len(self._responses) > self._response_cache_size:
+                self._responses.popitem(last=False)
+        return rendered
+
+    def _etag(self, index: JobIndex, contract: JobsContract, text: str) -> str:
+        digest = hashlib.sha1(f"{contract.version}|{text}".encode(), usedforsecurity=False)
+        return f'W/"j{index.version}-{digest.hexdigest()[:20]}"'
+
+    def list_jobs(self, args: Args) -> Rendered:
+        """``GET /v1/jobs``: one page of public jobs with total, cursor and an ETag.
+
+        Raises :class:`QueryInvalid` (422) and :class:`CursorGone` (410).
+        """
+        contract = self.contract()
+        query = self.parse(args, contract)
+        after = self.codec.decode(query.cursor, query)[0] if query.cursor else None
+        index = self.index()
+        etag = self._etag(index, contract, "list" + query.canonical())
+
+        def make() -> Rendered:
+            def body() -> dict[str, Any]:
+                matched = index.match(query)
+                positions, next_key = index.page(query, matched, after)
+                cursor = None
+                if next_key is not None:
+                    cursor = self.codec.encode(version=index.version, query=query, key=next_key)
+                return {
+                    "data": [index.project(index.docs[i], query.fields) for i in positions],
+                    "page": {"next_cursor": cursor, "limit": query.limit},
+                    "meta": {
+                        "total": index.n if matched is None else len(matched),
+                        "snapshot_at": iso(index.snapshot_at),
+                    },
+                }
+
+            return Rendered(etag, index.snapshot_at, body)
+
+        return self._cached(etag, make)
+
+    def get_job(self, job_id: str) -> Rendered:
+        """``GET /v1/jobs/{id}`` (15- or 18-character id); :class:`JobNotFound` otherwise."""
+        index = self.index()
+        doc = index.get(job_id)
+        if doc is None:
+            raise JobNotFound(f"No open job with id {job_id!r}.")
+        projected = index.project(doc, None)
+        etag = self._etag(index, self.contract(), "one" + doc[index.contract.id_field])
+        return Rendered(etag, index.snapshot_at, lambda: {"data": projected})
+
+    def facets(self, args: Args) -> Rendered:
+        """``GET /v1/jobs/facets``: counts per value of each facet field under the filters."""
+        contract = self.contract()
+        query = self.parse(args, contract, listing=False)
+        index = self.index()
+        etag = self._etag(index, contract, "facets" + query.canonical())
+
+        def make() -> Rendered:
+            def body() -> dict[str, Any]:
+                matched = index.match(query)
+                return {
+                    "data": index.facets(query),
+                    "meta": {
+                        "total": index.n if matched is None else len(matched),
+                        "snapshot_at": iso(index.snapshot_at),
+                    },
+                }
+
+            return Rendered(etag, index.snapshot_at, body)
+
+        return self._cached(etag, make)
+
+    # -- status -------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[str, dict[str, Any]]:
+        """For /readyz: the snapshot's version, age and size, and the last refresh error."""
+        pointer = self.store.pointer()
+        status = self.store.status()
+        details: dict[str, Any] = {"staleness_bound_seconds": self.staleness}
+        error = status.get("last_error") or None
+        if error:
+            details["last_error"] = error
+            details["last_error_at"] = iso(float(status.get("last_error_at") or 0))
+        if pointer is None:
+            # Jobs answer 503 until a snapshot loads; the rest of the gateway still serves.
+            details["snapshot"] = None
+            return "degraded", details
+        age = pointer.age(self.clock())
+        details.update(
+            version=pointer.version,
+            snapshot_at=iso(pointer.snapshot_at),
+            age_seconds=round(age, 1),
+            jobs=int(status.get("count") or 0),
+        )
+        state = "degraded" if error or age > 2 * self.staleness + 5 else "ok"
+        return state, details

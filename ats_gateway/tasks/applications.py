@@ -1,0 +1,248 @@
+"""Delivery of queued applications: a self-rescheduling drain task over the outbox.
+
+The outbox in Redis, not the Celery message, is the source of truth: a drain task only says
+"look at the queue". So a lost or duplicated task message costs at most a delay or an idle
+run, never an application. Intake schedules a drain after the micro-batch window
+(``delivery_window_seconds``, so submissions arriving together travel together); a drain that
+leaves work behind (backoff, leases of a dead worker) schedules the next one for when it is
+due; a worker that starts schedules one at once, which picks up whatever a killed worker left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from celery import shared_task
+from celery.signals import worker_ready
+from flask import current_app
+
+from ats_gateway.config import Settings
+from ats_gateway.connections import get_connections
+from ats_gateway.extensions import get_redis
+from ats_gateway.services.applications.runtime import (
+    CONNECTION,
+    KIND,
+    build_deliverer,
+    build_outbox,
+)
+from ats_gateway.services.delivery import KEY_PREFIX, drain
+
+log = logging.getLogger(__name__)
+
+TASK = "ats_gateway.applications.drain"
+
+# Schedule a drain for `target` unless one is already due at or before it.
+_SCHEDULE = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) <= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def _marker(kind: str = KIND) -> str:
+    return f"{KEY_PREFIX}{kind}:scheduled"
+
+
+def schedule_delivery(
+    settings: Settings, redis_client: redis.Redis, delay: float | None = None
+) -> bool:
+    """Make sure a drain runs within ``delay`` seconds (default: the micro-batch window).
+
+    Needs the Flask app context (a request, or a task: both have one)."""
+    delay = settings.delivery_window_seconds if delay is None else max(0.0, delay)
+    target = time.time() + delay
+    ttl_ms = int((delay + 30) * 1000)
+    if not redis_client.eval(_SCHEDULE, 1, _marker(), repr(target), ttl_ms):
+        return False
+    # This app's Celery (its broker), not whichever Celery app was made default last.
+    current_app.extensions["celery"].send_task(TASK, countdown=delay)
+    return True
+
+
+def _runtime() -> dict[str, Any]:
+    app = current_app
+    runtime = app.extensions.get("applications_delivery")
+    if runtime is None:
+        settings = app.config["SETTINGS"]
+        redis_client = get_redis(app)
+        client = get_connections(app).client(CONNECTION)
+        runtime = {
+            "outbox": build_outbox(settings, redis_client),
+            "deliverer": build_deliverer(settings, client, app.extensions["metadata"]),
+        }
+        app.extensions["applications_delivery"] = runtime
+    return runtime
+
+
+@shared_task(name=TASK, ignore_result=True)
+def drain_applications() -> dict[str, Any]:
+    """Deliver what is due in micro-batches, then schedule the next run if work remains."""
+    settings = current_app.config["SETTINGS"]
+    redis_client = get_redis(current_app)
+    redis_client.delete(_marker())  # this run covers everything due now
+    runtime = _runtime()
+    report = drain(
+        runtime["outbox"],
+        runtime["deliverer"],
+        batch_size=settings.delivery_batch_size,
+    )
+    if report.ran and report.batches:
+        log.info(
+            "applications drain: %d batch(es), outcomes %s, lost leases %d",
+            report.batches,
+            report.outcomes,
+            report.lost_leases,
+        )
+    if report.next_run_in is not None:
+        # Not locked out: the holder reschedules itself; locked out: check back shortly.
+        delay = report.next_run_in if report.ran else max(report.next_run_in, 1.0)
+        schedule_delivery(settings, redis_client, delay)
+    return {"ran": report.ran, "batches": report.batches, "outcomes": report.outcomes}
+
+
+SWEEP_SECONDS = 30.0
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """A safety net under the self-rescheduling drains: a worker that died holding the next
+    drain's timer (Celery keeps ETA tasks in the worker) would otherwise leave retries waiting
+    for the broker's visibility timeout. An idle sweep is one claim in Redis, no org call."""
+    return {
+        "applications-delivery-sweep": {
+            "task": TASK,
+            "schedule": SWEEP_SECONDS,
+            "options": {"expires": SWEEP_SECONDS},
+        }
+    }
+
+
+@worker_ready.connect
+def _drain_on_start(sender: Any = None, **_: Any) -> None:
+    """A starting worker looks at the queue at once (a dead worker's batch, lost timers)."""
+    try:
+        app = getattr(sender, "app", None)
+        if app is not None:
+            app.send_task(TASK)
+        else:
+            drain_applications.apply_async(countdown=0)
+    except Exception:  # the broker may not be up yet; the next submission schedules one
+        log.warning("could not schedule an applications drain at worker start", exc_info=True)
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+DLQ_HELP = """Dead letters: deliveries the org refused for good (validation rule, permission...).
+
+  ats-gateway dlq list [--kind applications] [--json]
+  ats-gateway dlq show ID
+  ats-gateway dlq replay ID | --all      (after fixing the cause in the org)
+  ats-gateway dlq drop ID                (forget its data; the failed status stays)
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``ats-gateway dlq list | show ID | replay ID|--all | drop ID``."""
+    import argparse
+
+    dlq = sub.add_parser(
+        "dlq",
+        help="list, show, replay or drop dead-lettered deliveries",
+        description=DLQ_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dlq.set_defaults(handler=lambda args: (dlq.print_help(), 2)[1])
+    dlq_sub = dlq.add_subparsers(title="dlq commands", metavar="ACTION")
+
+    def common(parser: Any) -> Any:
+        parser.add_argument("--kind", default=KIND, help="outbox kind (default: applications)")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        return parser
+
+    listing = common(dlq_sub.add_parser("list", help="dead letters, oldest first"))
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(handler=cmd_dlq_list)
+    show = common(dlq_sub.add_parser("show", help="one item's status and the org's reason"))
+    show.add_argument("id")
+    show.set_defaults(handler=cmd_dlq_show)
+    replay = common(dlq_sub.add_parser("replay", help="queue dead letters again"))
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?")
+    target.add_argument("--all", action="store_true", help="every dead letter of the kind")
+    replay.set_defaults(handler=cmd_dlq_replay)
+    drop = common(dlq_sub.add_parser("drop", help="remove a dead letter and its data"))
+    drop.add_argument("id")
+    drop.set_defaults(handler=cmd_dlq_drop)
+
+
+def _cli_outbox(args: Any, settings: Settings | None = None) -> tuple[Settings, Any]:
+    from ats_gateway.services.delivery import Outbox
+
+    settings = settings or Settings.from_env()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    if args.kind == KIND:
+        return settings, build_outbox(settings, client)
+    return settings, Outbox(client, args.kind)
+
+
+def _print(args: Any, value: Any, text: str) -> None:
+    import json
+    import sys
+
+    sys.stdout.write((json.dumps(value, indent=2, default=str) if args.json else text) + "\n")
+
+
+def _line(record: dict[str, Any]) -> str:
+    error = record.get("error") or {}
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.get("updated_at", 0)))
+    reason = error.get("reason") or error.get("message") or ""
+    dropped = " (dropped)" if record.get("dropped_at") else ""
+    return f"{record['id']}  {when}Z  {error.get('code', '')}  {reason}{dropped}"
+
+
+def cmd_dlq_list(args: Any, settings: Settings | None = None) -> int:
+    _, outbox = _cli_outbox(args, settings)
+    records = outbox.dead_letters(limit=args.limit)
+    text = "\n".join(_line(r) for r in records) or "no dead letters"
+    _print(args, records, text)
+    return 0
+
+
+def cmd_dlq_show(args: Any, settings: Settings | None = None) -> int:
+    _, outbox = _cli_outbox(args, settings)
+    record = outbox.get(args.id)
+    if record is None:
+        _print(args, {"error": "not found"}, f"no item {args.id}")
+        return 1
+    import json
+
+    _print(args, record, json.dumps(record, indent=2, default=str))
+    return 0
+
+
+def cmd_dlq_replay(args: Any, settings: Settings | None = None) -> int:
+    settings, outbox = _cli_outbox(args, settings)
+    count = outbox.replay_all() if args.all else int(outbox.replay(args.id))
+    if count:
+        _schedule_from_cli(settings, args.kind)
+    _print(args, {"replayed": count}, f"replayed {count}")
+    return 0 if count or args.all else 1
+
+
+def cmd_dlq_drop(args: Any, settings: Settings | None = None) -> int:
+    _, outbox = _cli_outbox(args, settings)
+    ok = outbox.drop(args.id)
+    _print(args, {"dropped": ok}, "dropped" if ok else f"{args.id} is not a dead letter")
+    return 0 if ok else 1
+
+
+def _schedule_from_cli(settings: Settings, kind: str) -> None:
+    """Outside a worker: ask the workers to drain ``kind`` now (``ats_gateway.<kind>.drain``)."""
+    from ats_gateway import create_app
+
+    app = create_app(settings)
+    with app.app_context():
+        app.extensions["celery"].send_task(f"ats_gateway.{kind}.drain")

@@ -1,0 +1,1 @@
+"""Browser tests (headless Chromium): the demo career site and the interviewer page."""
