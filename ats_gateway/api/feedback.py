@@ -38,6 +38,7 @@ from flask import (
     url_for,
 )
 
+from ats_gateway.connections import get_connections
 from ats_gateway.errors import (
     BadRequest,
     Conflict,
@@ -69,7 +70,7 @@ from ats_gateway.services.feedback import (
     InterviewNotFound,
     InvalidFeedback,
 )
-from ats_gateway.services.feedback.runtime import CONNECTION, build_client, build_service
+from ats_gateway.services.feedback.runtime import CONNECTION, build_service
 from ats_gateway.tasks.feedback import schedule_delivery
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def service(app: Flask | None = None) -> FeedbackService:
                     reason="connection_not_configured",
                 )
             if "client" not in holder:
-                holder["client"] = build_client(settings, redis_client)
+                holder["client"] = get_connections(app).client(CONNECTION)
             return holder["client"]
 
         def metadata():

@@ -19,10 +19,11 @@ from celery.signals import worker_ready
 from flask import current_app
 
 from ats_gateway.config import Settings
+from ats_gateway.connections import get_connections
 from ats_gateway.extensions import get_redis
 from ats_gateway.services.delivery import KEY_PREFIX, drain
 from ats_gateway.services.feedback import KIND
-from ats_gateway.services.feedback.runtime import build_client, build_deliverer, build_outbox
+from ats_gateway.services.feedback.runtime import CONNECTION, build_deliverer, build_outbox
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _runtime() -> dict[str, Any]:
     if runtime is None:
         settings = app.config["SETTINGS"]
         redis_client = get_redis(app)
-        client = build_client(settings, redis_client)
+        client = get_connections(app).client(CONNECTION)
         runtime = {
             "outbox": build_outbox(settings, redis_client),
             "deliverer": build_deliverer(

@@ -22,6 +22,7 @@ from flask import request as sandbox_request
 
 from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig
+from ats_gateway.connections import Connections
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
@@ -32,7 +33,6 @@ from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.feedback import Grant
-from ats_gateway.services.feedback.runtime import build_client
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 TOPIC_FEEDBACK = "bpats__Interview_Topic_Feedback__c"
@@ -491,7 +491,7 @@ def test_feedback_connection_never_asks_for_jobs_or_applications(stack):
     assert all(len(c["soql"]) in (3, 4) for c in reads)
 
     # And it could not if it tried: the allow-list refuses before anything is sent.
-    client = build_client(stack.settings, stack.redis)
+    client = Connections(stack.settings, stack.redis).client("interview_feedback")
     before = stack.log.mark()
     for query in (
         "SELECT Id FROM bpats__Job__c",
@@ -694,7 +694,9 @@ def test_redelivery_after_a_lost_answer_does_not_create_twice(stack):
     grant = Grant(interview_id=interview["Id"], email=link["interviewer_email"])
     payload = svc._item(grant, svc.validate(svc.context(interview["Id"]), _valid_payload(form)))
     deliverer = build_deliverer(
-        stack.settings, stack.redis, build_client(stack.settings, stack.redis)
+        stack.settings,
+        stack.redis,
+        Connections(stack.settings, stack.redis).client("interview_feedback"),
     )
     notes: list[dict] = []
 

@@ -13,10 +13,9 @@ import redis
 from ats_gateway.config import Settings
 from ats_gateway.metadata import Metadata
 from ats_gateway.metadata.describe import load_snapshot
-from ats_gateway.metadata.sources import connection_settings
 from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.services.delivery import Outbox
-from ats_gateway.services.feedback.context import DESCRIBED, NAMES, ContextReader
+from ats_gateway.services.feedback.context import NAMES, ContextReader
 from ats_gateway.services.feedback.org import FeedbackDeliverer, child_relationship
 from ats_gateway.services.feedback.service import KIND, FeedbackService
 
@@ -32,14 +31,6 @@ def build_outbox(settings: Settings, redis_client: redis.Redis) -> Outbox:
         retry_base_seconds=settings.retry_base_delay_seconds,
         retry_max_seconds=settings.retry_max_delay_seconds,
         fsync=settings.intake_fsync,
-    )
-
-
-def build_client(settings: Settings, redis_client: redis.Redis) -> SalesforceClient:
-    """The `interview_feedback` connection's client (describes let it check paths locally)."""
-    describes = {name: load_snapshot(settings.schemas_dir, name) for name in DESCRIBED}
-    return SalesforceClient(
-        connection_settings(settings, CONNECTION), redis_client, describes=describes
     )
 
 
