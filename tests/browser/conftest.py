@@ -25,12 +25,12 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from conftest import start_worker
 
 from ats_gateway import create_app
 from ats_gateway.api.demo import demo_keys
 from ats_gateway.config import ConnectionConfig
 from ats_gateway.embedded import free_port
+from ats_gateway.embedded.stack import start_worker
 from ats_gateway.sandbox.app import create_app as create_sandbox
 from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
