@@ -107,6 +107,15 @@ def get_metadata(app: Flask | None = None) -> Metadata:
     return (app or current_app).extensions["metadata"]
 
 
+@bp.after_request
+def _readable_from_any_origin(response: Response) -> Response:
+    """The schemas and the OpenAPI document are public metadata (no candidate data, no key
+    needed): any career site may fetch them cross-origin to render and pre-validate forms."""
+    if request.path.startswith(("/v1/schemas/", "/v1/openapi.json")):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 @bp.get("/v1/schemas/<resource>")
 def json_schema(resource: str):
     metadata = get_metadata()

@@ -13,6 +13,7 @@ without another login.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -168,9 +169,15 @@ class TokenManager:
         self.redis = redis_client
         self.session = session
         self.clock = clock
-        self.key = f"{settings.key_prefix}token:{settings.name}"
-        self.lock_key = f"{settings.key_prefix}token-lock:{settings.name}"
-        self.error_key = f"{settings.key_prefix}auth-error:{settings.name}"
+        # The identity is part of the key: pointing a connection at another user or org must
+        # not reuse the previous user's cached token (nor its lock or last error).
+        identity = hashlib.sha256(
+            "\0".join((settings.login_url, settings.username, settings.client_id)).encode()
+        ).hexdigest()[:16]
+        scope = f"{settings.name}:{identity}"
+        self.key = f"{settings.key_prefix}token:{scope}"
+        self.lock_key = f"{settings.key_prefix}token-lock:{scope}"
+        self.error_key = f"{settings.key_prefix}auth-error:{scope}"
         self.logins = 0  # logins this process performed (observability, tests)
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@ that no secret leaks into reprs, logs or exceptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -225,10 +226,10 @@ def test_token_expiring_mid_run_reauthenticates_once_across_8_threads(
 ):
     """8 threads share a cached token that the org has expired: every call gets a 401, exactly
     one of them logs in again (Redis lock), and all calls succeed with the new token."""
-    sf_redis.set(
-        "test:sf:token:job_portal",
-        Token(ACCESS_TOKEN, INSTANCE, TOKEN_BODY["id"], 0.0).dumps(),
-    )
+    # the cache key of this connection's identity, as the client computes it
+    key = SalesforceClient(settings(), sf_redis).auth.key
+    assert key.startswith("test:sf:token:job_portal:")
+    sf_redis.set(key, Token(ACCESS_TOKEN, INSTANCE, TOKEN_BODY["id"], 0.0).dumps())
     login = expect_login(rsps, token=ACCESS_TOKEN_2)
     stale = _get(rsps, status=401, body=INVALID_SESSION, token=ACCESS_TOKEN)
     fresh = _get(rsps, token=ACCESS_TOKEN_2)
@@ -350,3 +351,13 @@ def test_an_unreachable_token_cache_is_unavailable(rsps):
     with pytest.raises(Unavailable, match="token cache"):
         client.get("Contact", CONTACT)
     assert client.status()["authenticated"] is None
+
+
+def test_token_cache_is_per_identity_not_per_connection_name(sf_redis):
+    """Re-pointing a connection at another user must not reuse the old user's token."""
+    first = SalesforceClient(settings(), sf_redis)
+    other_user = SalesforceClient(
+        dataclasses.replace(settings(), username="other@example.com"), sf_redis
+    )
+    assert first.auth.key != other_user.auth.key
+    assert first.auth.lock_key != other_user.auth.lock_key
