@@ -11,14 +11,16 @@ import os
 import secrets
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 import requests
 
+from ats_gateway.api import feedback as feedback_cli
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
+from ats_gateway.tasks import applications as dlq_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
     security_cli.add_commands(sub)
     metadata_cli.add_commands(sub)
-    __import__("ats_gateway.tasks.applications", fromlist=["x"]).add_commands(sub)  # dlq
-    __import__("ats_gateway.api.feedback", fromlist=["x"]).add_commands(sub)  # feedback-link
+    dlq_cli.add_commands(sub)
+    feedback_cli.add_commands(sub)
     return parser
 
 
@@ -124,6 +126,55 @@ def sandbox_connections(sandbox_url: str) -> dict[str, ConnectionConfig]:
     return connections
 
 
+def _demo_interviewer_link(settings: Settings) -> str | None:
+    """A feedback link for the first upcoming demo interview, so the page can be tried."""
+    from ats_gateway import create_app
+    from ats_gateway.api.feedback import issue_link
+    from ats_gateway.connections import get_connections
+
+    app = create_app(settings)
+    client = get_connections(app).client("interview_feedback")
+    try:
+        interview = next(
+            iter(
+                client.query(
+                    "SELECT Id FROM bpats__Interview__c WHERE bpats__Status__c = 'Scheduled' "
+                    "ORDER BY bpats__Start_Date_Time__c LIMIT 1"
+                )
+            ),
+            None,
+        )
+        interviewer = next(
+            iter(
+                client.query(
+                    "SELECT Email FROM Contact WHERE Email LIKE '%@interviewers.example.com' "
+                    "ORDER BY Email LIMIT 1"
+                )
+            ),
+            None,
+        )
+        if not interview or not interviewer:
+            return None
+        with app.app_context():
+            issued = issue_link(app, interview["Id"], interviewer["Email"], issued_by="dev")
+        return issued["url"]
+    except Exception as exc:  # the demo link is a convenience; the stack runs without it
+        print(f"  (no interviewer link: {type(exc).__name__}: {exc})", flush=True)
+        return None
+
+
+def _write_settings_env(settings: Settings, path: Path) -> None:
+    """The dev stack's settings as a shell file, so CLI commands (doctor, keys, dlq,
+    feedback-link) can be pointed at it with `source`. Contains secrets: owner-only."""
+    import shlex
+
+    lines = ["# written by `ats-gateway dev`: the running stack's settings"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(settings.to_env().items())]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
     from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, worker_argv
@@ -131,9 +182,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
-    stop = threading.Event()
+    # A plain flag: a signal handler must not take locks (threading.Event.set does, and a
+    # second Ctrl-C arriving while the main thread waits on it deadlocks).
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
 
     redis_server = EmbeddedRedis(data_dir=data_dir / "redis")
     children: list[ManagedProcess] = []
@@ -205,11 +258,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"  health     {gateway_url}/healthz   ready: {gateway_url}/readyz", flush=True)
         from ats_gateway.api.demo import announce_demo
 
-        for line in announce_demo(settings, data_dir, feedback_url=None):
+        feedback_url = _demo_interviewer_link(settings)
+        for line in announce_demo(settings, data_dir, feedback_url=feedback_url):
             print(line, flush=True)
+        _write_settings_env(settings, data_dir / "gateway.env")
+        print(
+            f"  cli        source {data_dir / 'gateway.env'}   (then e.g. ats-gateway doctor)",
+            flush=True,
+        )
         print(f"  logs       {logs}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        while not stop.wait(1.0):
+        while not stopping:
+            time.sleep(0.5)
             dead = [c.name for c in children if not c.alive()]
             if dead:
                 print(f"stopping: {', '.join(dead)} exited (see {logs})", file=sys.stderr)

@@ -58,10 +58,3 @@ def fetchers_from_settings(
 
 def client_for(settings: Settings, name: str, redis_client: redis.Redis) -> Any:
     return connections_for(settings, redis_client).client(name)
-
-
-def connection_settings(settings: Settings, name: str) -> Any:
-    """The client settings of one connection (kept for callers; see ats_gateway.connections)."""
-    from ats_gateway.connections import connection_settings as build
-
-    return build(settings, name)

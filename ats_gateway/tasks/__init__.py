@@ -1,10 +1,14 @@
 """Celery, the Flask way: tasks run inside the app context; the Celery app lives on the Flask app.
 
 Tasks are declared with `@shared_task` in the modules listed in `TASK_MODULES`; each is thin and
-calls a service.
+calls a service. A module that needs periodic runs defines `beat_schedule(settings)`; the
+entries of all of them make up the beat schedule.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
@@ -46,14 +50,20 @@ def celery_init_app(app: Flask) -> Celery:
         worker_hijack_root_logger=False,
         task_track_started=True,
     )
-    from ats_gateway.tasks.jobs import beat_schedule as jobs_beat_schedule
-    from ats_gateway.tasks.metadata import beat_schedule as metadata_beat_schedule
-
-    celery_app.conf.beat_schedule = {
-        **(celery_app.conf.beat_schedule or {}),
-        **metadata_beat_schedule(settings),
-        **jobs_beat_schedule(settings),
-    }
+    celery_app.conf.beat_schedule = collect_beat_schedule(settings)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def collect_beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
+    """Every task module's `beat_schedule(settings)`, merged (names must not collide)."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for name in TASK_MODULES:
+        module = importlib.import_module(name)
+        entries = module.beat_schedule(settings) if hasattr(module, "beat_schedule") else {}
+        clash = schedule.keys() & entries.keys()
+        if clash:
+            raise RuntimeError(f"beat schedule entries defined twice: {sorted(clash)}")
+        schedule.update(entries)
+    return schedule

@@ -28,39 +28,27 @@ from ats_gateway.services.applications.runtime import (
     build_deliverer,
     build_outbox,
 )
-from ats_gateway.services.delivery import KEY_PREFIX, drain
+from ats_gateway.tasks.drain import (
+    drain_on_worker_start,
+    run_drain,
+    schedule_drain,
+    sweep_schedule,
+    task_name,
+)
 
 log = logging.getLogger(__name__)
 
-TASK = "ats_gateway.applications.drain"
-
-# Schedule a drain for `target` unless one is already due at or before it.
-_SCHEDULE = """
-local current = redis.call('GET', KEYS[1])
-if current and tonumber(current) <= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-
-def _marker(kind: str = KIND) -> str:
-    return f"{KEY_PREFIX}{kind}:scheduled"
+TASK = task_name(KIND)
+SWEEP_SECONDS = 30.0
 
 
 def schedule_delivery(
     settings: Settings, redis_client: redis.Redis, delay: float | None = None
 ) -> bool:
-    """Make sure a drain runs within ``delay`` seconds (default: the micro-batch window).
-
-    Needs the Flask app context (a request, or a task: both have one)."""
-    delay = settings.delivery_window_seconds if delay is None else max(0.0, delay)
-    target = time.time() + delay
-    ttl_ms = int((delay + 30) * 1000)
-    if not redis_client.eval(_SCHEDULE, 1, _marker(), repr(target), ttl_ms):
-        return False
-    # This app's Celery (its broker), not whichever Celery app was made default last.
-    current_app.extensions["celery"].send_task(TASK, countdown=delay)
-    return True
+    """Make sure a drain runs within ``delay`` seconds (default: the micro-batch window, so
+    submissions arriving together travel together). Needs the Flask app context."""
+    delay = settings.delivery_window_seconds if delay is None else delay
+    return schedule_drain(KIND, redis_client, delay)
 
 
 def _runtime() -> dict[str, Any]:
@@ -82,55 +70,26 @@ def _runtime() -> dict[str, Any]:
 def drain_applications() -> dict[str, Any]:
     """Deliver what is due in micro-batches, then schedule the next run if work remains."""
     settings = current_app.config["SETTINGS"]
-    redis_client = get_redis(current_app)
-    redis_client.delete(_marker())  # this run covers everything due now
     runtime = _runtime()
-    report = drain(
+    return run_drain(
+        KIND,
+        get_redis(current_app),
         runtime["outbox"],
         runtime["deliverer"],
         batch_size=settings.delivery_batch_size,
     )
-    if report.ran and report.batches:
-        log.info(
-            "applications drain: %d batch(es), outcomes %s, lost leases %d",
-            report.batches,
-            report.outcomes,
-            report.lost_leases,
-        )
-    if report.next_run_in is not None:
-        # Not locked out: the holder reschedules itself; locked out: check back shortly.
-        delay = report.next_run_in if report.ran else max(report.next_run_in, 1.0)
-        schedule_delivery(settings, redis_client, delay)
-    return {"ran": report.ran, "batches": report.batches, "outcomes": report.outcomes}
-
-
-SWEEP_SECONDS = 30.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """A safety net under the self-rescheduling drains: a worker that died holding the next
     drain's timer (Celery keeps ETA tasks in the worker) would otherwise leave retries waiting
-    for the broker's visibility timeout. An idle sweep is one claim in Redis, no org call."""
-    return {
-        "applications-delivery-sweep": {
-            "task": TASK,
-            "schedule": SWEEP_SECONDS,
-            "options": {"expires": SWEEP_SECONDS},
-        }
-    }
+    for the broker's visibility timeout."""
+    return sweep_schedule(KIND, SWEEP_SECONDS)
 
 
 @worker_ready.connect
 def _drain_on_start(sender: Any = None, **_: Any) -> None:
-    """A starting worker looks at the queue at once (a dead worker's batch, lost timers)."""
-    try:
-        app = getattr(sender, "app", None)
-        if app is not None:
-            app.send_task(TASK)
-        else:
-            drain_applications.apply_async(countdown=0)
-    except Exception:  # the broker may not be up yet; the next submission schedules one
-        log.warning("could not schedule an applications drain at worker start", exc_info=True)
+    drain_on_worker_start(KIND, sender)
 
 
 # ---------------------------------------------------------------------------------- CLI
@@ -240,9 +199,14 @@ def cmd_dlq_drop(args: Any, settings: Settings | None = None) -> int:
 
 
 def _schedule_from_cli(settings: Settings, kind: str) -> None:
-    """Outside a worker: ask the workers to drain ``kind`` now (``ats_gateway.<kind>.drain``)."""
-    from ats_gateway import create_app
+    """Outside a worker: ask the workers to drain ``kind`` now (``ats_gateway.<kind>.drain``).
 
-    app = create_app(settings)
-    with app.app_context():
-        app.extensions["celery"].send_task(f"ats_gateway.{kind}.drain")
+    A bare Celery client on the broker is enough to send a task by name (and keeps the tasks
+    layer from importing the app factory)."""
+    from celery import Celery
+
+    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    try:
+        client.send_task(task_name(kind))
+    finally:
+        client.close()

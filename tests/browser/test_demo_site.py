@@ -297,12 +297,15 @@ def test_apply_with_resume_until_delivered(page, live_server):
     assert page.locator("#salesforce-id").inner_text() == record["salesforce_id"]
     # the page followed `status_url` with its publishable key; when the API refuses that key
     # the status (reading needs applications:read), the page asked the demo's own backend
+    # (cross-origin, the browser refuses the preflight itself: no response event at all)
     first_url, first_status = status_reads[0]
-    assert first_url == live_server.url + body["status_url"]
-    if first_status in (401, 403):
-        assert any("/demo/status/" in url and code == 200 for url, code in status_reads)
+    if first_url == live_server.url + body["status_url"]:
+        if first_status in (401, 403):
+            assert any("/demo/status/" in url and code == 200 for url, code in status_reads)
+        else:
+            assert first_status == 200
     else:
-        assert first_status == 200
+        assert "/demo/status/" in first_url and first_status == 200
 
 
 def test_validation_errors_shown_next_to_their_fields(page, live_server):

@@ -61,6 +61,7 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, like a shell job in a terminal
     )
     output: list[str] = []
     try:
@@ -82,8 +83,15 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
         ready = requests.get(base + "/readyz", timeout=10).json()
         assert ready["checks"]["redis"]["status"] == "ok"
         assert len(_processes_with_marker(marker)) >= 5  # dev, redis, sandbox, worker, gunicorn
+        assert "interviewer link  http" in text
+        assert "publishable pk_" in text
     finally:
-        proc.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole foreground group; an impatient user presses
+        # it twice. Neither may leave a process behind or hang the shutdown.
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             rest = proc.communicate(timeout=60)[0]
         except subprocess.TimeoutExpired:

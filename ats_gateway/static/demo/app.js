@@ -923,8 +923,9 @@
         });
       }
       return api(statusUrl).catch(function (error) {
-        if (error.status === 401 || error.status === 403) {
-          // Reading statuses needs a scope a publishable key cannot hold: ask our own backend.
+        // Reading statuses needs a scope a publishable key cannot hold: ask our own backend.
+        // Cross-origin the browser reports the refused preflight as a network error (0).
+        if (error.status === 401 || error.status === 403 || error.status === 0) {
           useRelay = true;
           return fetchStatus();
         }
