@@ -1,7 +1,15 @@
 """`ats-gateway`: run the embedded stack, the sandbox org, and operate the gateway.
 
-ats-gateway dev                  Redis + sandbox org + worker + beat + gateway, Ctrl-C stops all
-ats-gateway sandbox              the sandbox org alone (a local Salesforce REST API)
+    ats-gateway dev                  Redis + sandbox org + worker + beat + gateway, Ctrl-C stops all
+    ats-gateway sandbox              the sandbox org alone (a local Salesforce REST API)
+    ats-gateway keys create|list|revoke          API keys (security/cli.py)
+    ats-gateway schemas pull / doctor            describe snapshots, permission preflight
+                                                 (metadata/cli.py)
+    ats-gateway dlq list|show|replay|drop        dead-lettered deliveries (tasks/applications.py)
+    ats-gateway feedback-link INTERVIEW_ID ...   interviewer links (api/feedback.py)
+
+Every command but `dev` and `sandbox` reads the gateway's settings from `ATS_GATEWAY_*`
+(`source .ats-gateway/gateway.env` points them at the `make run` stack).
 """
 
 from __future__ import annotations

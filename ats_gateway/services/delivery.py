@@ -378,6 +378,19 @@ def backoff_delay(
 class Outbox:
     """The items of one kind (``applications``, ``feedback``) in Redis."""
 
+    @classmethod
+    def from_settings(cls, redis_client: redis.Redis, kind: str, settings: Any) -> Outbox:
+        """The outbox of `kind` with the gateway's delivery settings (shared by every kind)."""
+        return cls(
+            redis_client,
+            kind,
+            status_ttl=settings.application_status_ttl_days * 86400,
+            lease_seconds=settings.delivery_lease_seconds,
+            retry_base_seconds=settings.retry_base_delay_seconds,
+            retry_max_seconds=settings.retry_max_delay_seconds,
+            fsync=settings.intake_fsync,
+        )
+
     def __init__(
         self,
         redis_client: redis.Redis,

@@ -142,9 +142,7 @@ def _cli_outbox(args: Any, settings: Settings | None = None) -> tuple[Settings, 
 
     settings = settings or Settings.from_env()
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    if args.kind == KIND:
-        return settings, build_outbox(settings, client)
-    return settings, Outbox(client, args.kind)
+    return settings, Outbox.from_settings(client, args.kind, settings)
 
 
 def _print(args: Any, value: Any, text: str) -> None:

@@ -22,15 +22,7 @@ CONNECTION = "job_portal"
 
 
 def build_outbox(settings: Settings, redis_client: redis.Redis) -> Outbox:
-    return Outbox(
-        redis_client,
-        KIND,
-        status_ttl=settings.application_status_ttl_days * 86400,
-        lease_seconds=settings.delivery_lease_seconds,
-        retry_base_seconds=settings.retry_base_delay_seconds,
-        retry_max_seconds=settings.retry_max_delay_seconds,
-        fsync=settings.intake_fsync,
-    )
+    return Outbox.from_settings(redis_client, KIND, settings)
 
 
 def build_service(
