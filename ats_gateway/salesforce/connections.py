@@ -143,7 +143,8 @@ DEFAULT_GRANTS: dict[str, Grants] = {
             JOB: [READ],
             JOB_BOARD_APPLICATION: [READ, CREATE],
             "Contact": [READ, CREATE],
-            "ContentVersion": [CREATE],
+            # read: a redelivery looks for a resume an earlier attempt may have uploaded
+            "ContentVersion": [READ, CREATE],
         }
     ),
     "interview_feedback": Grants.of(

@@ -33,6 +33,7 @@ from ats_gateway.salesforce import (
     PermissionDenied,
     RecordOutcome,
     SalesforceError,
+    soql,
 )
 from ats_gateway.salesforce.soql import literal
 from ats_gateway.services.applications.intake import EMAIL, JOB
@@ -292,6 +293,28 @@ class ApplicationsDeliverer:
         for i in indexes:
             if i not in todo:
                 outcomes[i] = self._delivered(items[i])
+        # An earlier attempt may have uploaded the file and died before recording it: look
+        # in the org first, so a redelivery never attaches the same resume twice.
+        retried = [i for i in todo if items[i].progress.get("resume_attempted")]
+        if retried:
+            try:
+                found = self._uploaded_resumes(
+                    [items[i].progress["salesforce_id"] for i in retried]
+                )
+            except SalesforceError as exc:
+                for i in todo:
+                    outcomes[i] = self._on_error(exc)
+                return
+            done = [i for i in retried if items[i].progress["salesforce_id"][:15] in found]
+            progress.many(
+                [
+                    (items[i], {"resume_id": found[items[i].progress["salesforce_id"][:15]]})
+                    for i in done
+                ]
+            )
+            for i in done:
+                outcomes[i] = self._delivered(items[i])
+            todo = [i for i in todo if i not in done]
         # Pack ContentVersions into calls by size (bulk_create puts 1,000 in one composite).
         groups: list[list[int]] = []
         size = 0
@@ -319,6 +342,8 @@ class ApplicationsDeliverer:
                         "FirstPublishLocationId": item.progress["salesforce_id"],
                     }
                 )
+            # Noted before the call, as for applications: a retry first looks for the file.
+            progress.many([(items[i], {"resume_attempted": True}) for i in group])
             results = self.client.bulk_create("ContentVersion", records, all_or_none=False)
             progress.many(
                 [
@@ -340,6 +365,24 @@ class ApplicationsDeliverer:
                         item,
                         resume_error=(error.message if error else "The file was refused."),
                     )
+
+    def _uploaded_resumes(self, application_ids: list[str]) -> dict[str, str]:
+        """(application id15 -> ContentVersion id) of files already linked to these
+        applications; one composite of up to 5 queries per 1,500 applications."""
+        per_query = 300  # 300 quoted, URL-encoded ids stay far below the URI limit
+        queries = [
+            soql.select("Id", "FirstPublishLocationId")
+            .from_("ContentVersion")
+            .where(
+                soql.field("FirstPublishLocationId").in_(application_ids[start : start + per_query])
+            )
+            for start in range(0, len(application_ids), per_query)
+        ]
+        found: dict[str, str] = {}
+        for records in self.client.query_many(queries):
+            for record in records:
+                found.setdefault(str(record["FirstPublishLocationId"])[:15], record["Id"])
+        return found
 
     # ------------------------------------------------------------------ outcomes
 

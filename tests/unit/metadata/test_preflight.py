@@ -79,7 +79,7 @@ def test_doctor_exit_codes(online, org, metadata):
 def test_readiness_names_missing_grants(online, org):
     from ats_gateway.metadata import permissions_status
 
-    assert permissions_status(online) == ("ok", {"checked": 14, "unverified": 0})
+    assert permissions_status(online) == ("ok", {"checked": 15, "unverified": 0})
     org.set_flag("bpats__Interview_Feedback__c", "createable", False)
     online.refresh()
     state, details = permissions_status(online)

@@ -87,7 +87,8 @@ def test_default_grants_follow_the_permission_sets():
     assert not portal.allows("bpats__Job__c", "edit")
     assert portal.allows("bpats__job_board_application__c", "create")  # case-insensitive
     assert portal.allows("ContentVersion", "create")
-    assert not portal.allows("ContentVersion", "read")
+    assert portal.allows("ContentVersion", "read")  # a redelivery looks for its resume
+    assert not portal.allows("ContentVersion", "edit")
     feedback = DEFAULT_GRANTS["interview_feedback"]
     assert feedback.allows("bpats__Interview_Topic_Feedback__c", "edit")
     assert not feedback.allows("Contact", "create")

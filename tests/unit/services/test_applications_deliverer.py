@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import pytest
+
 from ats_gateway.salesforce import RecordInvalid, RecordLocked, RecordOutcome, Unavailable
 from ats_gateway.services.applications.org import ApplicationsDeliverer
 from ats_gateway.services.delivery import Item
@@ -21,6 +23,7 @@ class StandInOrg:
     contacts: dict[str, str] = field(default_factory=dict)  # email -> id
     apps: dict[tuple[str, str], str] = field(default_factory=dict)  # (email, job) -> id
     fail: dict[tuple[str, str], Exception] = field(default_factory=dict)  # (sobject, email)
+    files: dict[str, str] = field(default_factory=dict)  # application id -> ContentVersion id
     query_error: Exception | None = None
     budget: bool = True
     calls: list[str] = field(default_factory=list)
@@ -33,7 +36,17 @@ class StandInOrg:
         if self.query_error:
             raise self.query_error
         results = []
-        for soql in queries:
+        for soql in map(str, queries):
+            if "FROM ContentVersion" in soql:
+                linked = re.findall(r"'([^']+)'", soql)
+                results.append(
+                    [
+                        {"Id": self.files[app], "FirstPublishLocationId": app}
+                        for app in linked
+                        if app in self.files
+                    ]
+                )
+                continue
             emails = re.findall(r"'([^']+@[^']+)'", soql)
             records = []
             for email in emails:
@@ -69,6 +82,8 @@ class StandInOrg:
                 self.contacts[email] = new_id
             elif sobject.startswith("bpats__"):
                 self.apps[(email, record["bpats__Job__c"])] = new_id
+            elif sobject == "ContentVersion":
+                self.files[record["FirstPublishLocationId"]] = new_id
             out.append(RecordOutcome(n, True, id=new_id))
         return out
 
@@ -203,7 +218,30 @@ def test_resume_retry_does_not_recreate_the_application():
     calls = len(org.calls)
     [outcome] = deliverer(org).deliver([first], progress)
     assert outcome.kind == "delivered" and outcome.body["resume_id"]
-    assert org.calls[calls:] == ["ContentVersion"]
+    # the retry first asks whether the failed call committed after all, then uploads
+    assert org.calls[calls:] == ["query", "ContentVersion"]
+    assert len(org.files) == 1
+
+
+def test_resume_committed_before_a_crash_is_not_uploaded_again():
+    """The org stored the file but the worker died before recording it: the redelivery
+    finds it by FirstPublishLocationId and attaches nothing more."""
+    org = StandInOrg()
+    first = item(0, resume=True)
+
+    class DiesAfterUpload(Progress):
+        def many(self, changes):
+            if any("resume_id" in change for _, change in changes):
+                raise SystemExit("worker killed")  # the org committed; nothing recorded
+            return super().many(changes)
+
+    with pytest.raises(SystemExit):
+        deliverer(org).deliver([first], DiesAfterUpload())
+    assert len(org.files) == 1 and "resume_id" not in first.progress
+    [outcome] = deliverer(org).deliver([first], progress)
+    assert outcome.kind == "delivered"
+    assert outcome.body["resume_id"] == org.files[first.progress["salesforce_id"]]
+    assert len(org.files) == 1
 
 
 def test_refused_file_still_reports_the_delivered_application():
