@@ -25,14 +25,13 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from sandbox_stack import demo_connection
 
 from ats_gateway import create_app
 from ats_gateway.api.demo import demo_keys
-from ats_gateway.config import ConnectionConfig
 from ats_gateway.embedded import free_port
 from ats_gateway.embedded.stack import start_worker
 from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
 
 CHROMIUM_FLAGS = [
@@ -144,19 +143,6 @@ def page(browser, request, artifacts_dir):
 # --------------------------------------------------------------------------- the live gateway
 
 
-def _connection(sandbox_url: str, name: str) -> ConnectionConfig:
-    user = DEMO_USERS[name]
-    return ConnectionConfig(
-        name=name,
-        login_url=sandbox_url,
-        client_id=user["client_id"],
-        client_secret=user["client_secret"],
-        username=user["username"],
-        password=user["password"],
-        security_token=user["security_token"],
-    )
-
-
 @pytest.fixture(scope="module")
 def live_server(base_settings, redis_url, tmp_path_factory):
     """The gateway over real HTTP with the sandbox org and a real worker (see module doc)."""
@@ -168,8 +154,8 @@ def live_server(base_settings, redis_url, tmp_path_factory):
         public_url=url,
         demo_enabled=True,
         connections={
-            "job_portal": _connection(sandbox.url, "job_portal"),
-            "interview_feedback": _connection(sandbox.url, "interview_feedback"),
+            "job_portal": demo_connection(sandbox.url, "job_portal"),
+            "interview_feedback": demo_connection(sandbox.url, "interview_feedback"),
         },
         rate_limit_ip_read="100000/minute",
         rate_limit_ip_submit="100000/minute",

@@ -14,9 +14,8 @@ import time
 import uuid
 
 import pytest
+from sandbox_stack import admin_client
 
-from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.security import KeyStore
 
 
@@ -25,20 +24,7 @@ def live(live_server):
     _, recruiter = KeyStore(live_server.redis).create(
         kind="secret", name="recruiter", scopes=["feedback:issue"]
     )
-    admin_user = DEMO_USERS["admin"]
-    admin = SalesforceClient(
-        ConnectionSettings(
-            name="admin",
-            login_url=live_server.sandbox.url,
-            client_id=admin_user["client_id"],
-            client_secret=admin_user["client_secret"],
-            username=admin_user["username"],
-            password=admin_user["password"],
-            security_token=admin_user["security_token"],
-            grants=Grants.everything(),
-        ),
-        live_server.redis,
-    )
+    admin = admin_client(live_server.sandbox.url, live_server.redis)
     return {
         "url": live_server.url,
         "http": live_server.app.test_client(),

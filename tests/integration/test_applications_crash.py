@@ -13,12 +13,11 @@ from collections import Counter
 
 import pytest
 import requests
+from sandbox_stack import admin_client, demo_connection
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
-from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.applications.runtime import build_outbox
@@ -32,10 +31,6 @@ def _start_worker(request, *args):
         if callable(getattr(plugin, "start_worker", None)):
             return plugin.start_worker(*args)
     raise RuntimeError("tests/conftest.py:start_worker not found")
-
-
-def _user(key: str) -> dict:
-    return next(u for u in DEMO_USERS if u["key"] == key)
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -60,19 +55,10 @@ def sandbox():
 def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
     kill_during, request, sandbox, base_settings, redis_url, tmp_path
 ):
-    user = _user("job_portal")
     settings = base_settings.replace(
         redis_url=redis_url.rsplit("/", 1)[0] + ("/4" if kill_during == "contacts" else "/5"),
         connections={
-            "job_portal": ConnectionConfig(
-                name="job_portal",
-                login_url=sandbox.url,
-                client_id=user["client_id"],
-                client_secret=user["client_secret"],
-                username=user["username"],
-                password=user["password"],
-                security_token=user["security_token"],
-            ),
+            "job_portal": demo_connection(sandbox.url, "job_portal"),
             "interview_feedback": ConnectionConfig(name="interview_feedback"),
         },
         rate_limit_ip_submit="100000/minute",
@@ -89,20 +75,7 @@ def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
     _, secret = KeyStore(redis_client).create(
         kind="secret", name="board", scopes=["applications:write", "applications:read"]
     )
-    admin_user = _user("admin")
-    admin = SalesforceClient(
-        ConnectionSettings(
-            name="admin",
-            login_url=sandbox.url,
-            client_id=admin_user["client_id"],
-            client_secret=admin_user["client_secret"],
-            username=admin_user["username"],
-            password=admin_user["password"],
-            security_token=admin_user["security_token"],
-            grants=Grants.everything(),
-        ),
-        redis_client,
-    )
+    admin = admin_client(sandbox.url, redis_client)
     job = admin.query_many(
         ["SELECT Id FROM bpats__Job__c WHERE bpats__Status__c = 'Open' LIMIT 1"]
     )[0][0]["Id"]

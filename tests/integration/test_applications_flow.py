@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 import uuid
 from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 import requests
+from sandbox_stack import admin_client, demo_connection, wait_for
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
-from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.applications.runtime import build_outbox
@@ -41,34 +39,6 @@ def _start_worker(request, *args):
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
-def _user(key: str) -> dict:
-    return next(u for u in DEMO_USERS if u["key"] == key)
-
-
-def _connection(url: str, key: str) -> ConnectionConfig:
-    user = _user(key)
-    return ConnectionConfig(
-        name="job_portal" if key == "job_portal" else key,
-        login_url=url,
-        client_id=user["client_id"],
-        client_secret=user["client_secret"],
-        username=user["username"],
-        password=user["password"],
-        security_token=user["security_token"],
-    )
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 # --------------------------------------------------------------------------- the stack
 
 
@@ -86,7 +56,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
     settings = base_settings.replace(
         redis_url=redis_url.rsplit("/", 1)[0] + "/3",
         connections={
-            "job_portal": _connection(sandbox.url, "job_portal"),
+            "job_portal": demo_connection(sandbox.url, "job_portal"),
             "interview_feedback": ConnectionConfig(name="interview_feedback"),
         },
         rate_limit_ip_submit="100000/minute",
@@ -106,20 +76,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
     worker = _start_worker(
         request, settings, app.extensions["celery"], tmp_path_factory.mktemp("apps-worker")
     )
-    admin_user = _user("admin")
-    admin = SalesforceClient(
-        ConnectionSettings(
-            name="admin",
-            login_url=sandbox.url,
-            client_id=admin_user["client_id"],
-            client_secret=admin_user["client_secret"],
-            username=admin_user["username"],
-            password=admin_user["password"],
-            security_token=admin_user["security_token"],
-            grants=Grants.everything(),
-        ),
-        redis_client,
-    )
+    admin = admin_client(sandbox.url, redis_client)
     jobs = [
         r["Id"]
         for r in admin.query_many(

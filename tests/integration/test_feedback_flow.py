@@ -19,17 +19,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import requests
 from flask import request as sandbox_request
+from sandbox_stack import admin_client, demo_connection, wait_for
 
 from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig
 from ats_gateway.connections import Connections
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
-from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.salesforce.errors import OperationNotAllowed
 from ats_gateway.salesforce.soql import inspect
 from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.feedback import Grant
@@ -54,30 +53,6 @@ def start_worker(settings, celery_app, log_dir):
         log_path=log_dir / f"{name.split('@')[0]}.log",
     )
     return process.start(timeout=60)
-
-
-def _connection(url: str, key: str) -> ConnectionConfig:
-    user = DEMO_USERS[key]
-    return ConnectionConfig(
-        name=key,
-        login_url=url,
-        client_id=user["client_id"],
-        client_secret=user["client_secret"],
-        username=user["username"],
-        password=user["password"],
-        security_token=user["security_token"],
-    )
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class RequestLog:
@@ -138,7 +113,7 @@ def stack(base_settings, redis_url, tmp_path_factory):
         redis_url=redis_url.rsplit("/", 1)[0] + "/6",
         connections={
             "job_portal": ConnectionConfig(name="job_portal"),
-            "interview_feedback": _connection(sandbox.url, "interview_feedback"),
+            "interview_feedback": demo_connection(sandbox.url, "interview_feedback"),
         },
         rate_limit_ip_submit="100000/minute",
         rate_limit_ip_read="100000/minute",
@@ -158,20 +133,7 @@ def stack(base_settings, redis_url, tmp_path_factory):
     worker = start_worker(
         settings, app.extensions["celery"], tmp_path_factory.mktemp("feedback-worker")
     )
-    admin_user = DEMO_USERS["admin"]
-    admin = SalesforceClient(
-        ConnectionSettings(
-            name="admin",
-            login_url=sandbox.url,
-            client_id=admin_user["client_id"],
-            client_secret=admin_user["client_secret"],
-            username=admin_user["username"],
-            password=admin_user["password"],
-            security_token=admin_user["security_token"],
-            grants=Grants.everything(),
-        ),
-        redis_client,
-    )
+    admin = admin_client(sandbox.url, redis_client)
     interviews = admin.query_many(
         [
             "SELECT Id, bpats__Contact__c, bpats__Interview_Template__c FROM bpats__Interview__c "

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import redis
 import requests
+from sandbox_stack import demo_connection
 
 from ats_gateway import create_app
 from ats_gateway.api.jobs import sign_hook
-from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
+from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
@@ -47,19 +48,6 @@ def sandbox():
     handle.stop()
 
 
-def _connection(name: str, url: str, user: str) -> ConnectionConfig:
-    creds = DEMO_CREDENTIALS[user]
-    return ConnectionConfig(
-        name=name,
-        login_url=url,
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-        security_token=creds["security_token"],
-    )
-
-
 @pytest.fixture(scope="module")
 def jobs_settings(base_settings, sandbox) -> Settings:
     """The session's settings on a Redis database of their own, pointed at this sandbox."""
@@ -67,7 +55,7 @@ def jobs_settings(base_settings, sandbox) -> Settings:
     redis.Redis.from_url(redis_url).flushdb()
     connections = {
         **base_settings.connections,
-        "job_portal": _connection("job_portal", sandbox.url, "job_portal"),
+        "job_portal": demo_connection(sandbox.url, "job_portal"),
     }
     return base_settings.replace(
         redis_url=redis_url, connections=connections, jobs_staleness_seconds=3600
