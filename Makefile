@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest --cov=ats_gateway --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(BIN)/pytest --cov=ats_gateway --cov-report=term:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
