@@ -28,5 +28,9 @@ test: lint
 bench: install
 	$(BIN)/python -m bench
 
+# The long form of the fault and fuzz suites (a 5-minute org outage, repeated crashes).
+soak: install
+	ATS_GATEWAY_SOAK=1 ATS_GATEWAY_FUZZ_EXAMPLES=100 $(BIN)/pytest tests/reliability tests/fuzz --timeout=1800 $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .ats-gateway .pytest_cache .coverage .coverage.*

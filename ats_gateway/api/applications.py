@@ -342,8 +342,9 @@ def submit():
         )
     except IntakeRejected as exc:
         _raise(exc)
-    if not accepted.replayed:
-        schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    # A replay schedules too: the first attempt may have stored the application and died
+    # before scheduling it (one timer per queue, so this costs one Redis call).
+    schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
     body = _accepted_body(accepted.id)
     headers = {"Location": body["status_url"]}
     if accepted.replayed:
@@ -367,7 +368,7 @@ def submit_batch():
     for item in result["items"]:
         if item["status"] == 202:
             item["status_url"] = url_for("applications.status", application_id=item["id"])
-    if result["accepted"] and not result.get("replayed"):
+    if result["accepted"]:
         schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
     return result, 207
 

@@ -742,6 +742,11 @@ def drain(
                     report.outcomes[outcome.kind] = report.outcomes.get(outcome.kind, 0) + 1
                 else:
                     report.lost_leases += 1
+            if len(items) < batch_size:
+                # The backlog is gone; what arrived meanwhile waits for the caller's next run
+                # (after the micro-batch window) instead of leaving in batches of a handful,
+                # each costing as many org calls as a full one.
+                break
     finally:
         try:
             lock.release()

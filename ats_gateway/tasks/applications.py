@@ -77,6 +77,7 @@ def drain_applications() -> dict[str, Any]:
         runtime["outbox"],
         runtime["deliverer"],
         batch_size=settings.delivery_batch_size,
+        window=settings.delivery_window_seconds,
     )
 
 
