@@ -8,6 +8,7 @@ local allow-list can follow relationship paths and subqueries in SOQL.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,6 @@ class SnapshotDescribes:
 
     def __call__(self, sobject: str) -> dict[str, Any] | None:
         if sobject not in self._cache:
-            import json
-
             path = self.objects_dir / f"{sobject}.json"
             self._cache[sobject] = json.loads(path.read_text()) if path.exists() else None
         return self._cache[sobject]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 
@@ -65,4 +65,4 @@ def wait_for(
         time.sleep(interval)
 
 
-__all__: list[Any] = ["admin_client", "demo_connection", "wait_for"]
+__all__ = ["admin_client", "demo_connection", "wait_for"]
