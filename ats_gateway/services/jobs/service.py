@@ -252,8 +252,9 @@ class JobsService:
         # fails, everyone waiting answers 503 at once rather than at the deadline.
         started = self.clock()
         deadline = started + self.wait_seconds
+        attempt_every = min(5.0, max(self.staleness / 2, 0.5))
         while True:
-            if self.store.claim_attempt(min(5.0, max(self.staleness / 2, 0.5))):
+            if self.store.claim_attempt(attempt_every):
                 try:
                     self.refresh(blocking=False)
                 except RefreshFailed as exc:
@@ -261,8 +262,10 @@ class JobsService:
             pointer = self.store.pointer()
             if pointer is not None:
                 return pointer
+            # A load that failed within the attempt interval means no new attempt starts
+            # before it ends: answer 503 now instead of making every request wait it out.
             failed_at = float(self.store.status().get("last_error_at") or 0)
-            if failed_at >= started or self.clock() >= deadline:
+            if failed_at >= started - attempt_every or self.clock() >= deadline:
                 raise self._unavailable(None)
             time.sleep(0.05)
 
