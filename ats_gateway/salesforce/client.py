@@ -640,26 +640,14 @@ class SalesforceClient:
                 raise OperationNotAllowed(
                     f"id {record_id} is not a {sobject} id", error_code="OPERATION_NOT_ALLOWED"
                 )
-        outcomes: list[RecordOutcome] = []
-        fatal: SalesforceError | None = None
-        for start, chunk in _chunks(list(ids), COLLECTION_SIZE):
-            if fatal is None:
-                try:
-                    response = self._send(
-                        "DELETE",
-                        f"{self.base}/composite/sobjects",
-                        params={"ids": ",".join(chunk), "allOrNone": str(all_or_none).lower()},
-                    )
-                    outcomes.extend(_save_results(response.json(), start, len(chunk)))
-                    continue
-                except SalesforceError as exc:
-                    error: SalesforceError = exc
-                    if isinstance(exc, _FATAL):
-                        fatal = exc
-            else:
-                error = fatal
-            outcomes.extend(_failed(start, len(chunk), error))
-        return outcomes
+        return self._per_chunk(
+            ids,
+            lambda chunk: self._send(
+                "DELETE",
+                f"{self.base}/composite/sobjects",
+                params={"ids": ",".join(chunk), "allOrNone": str(all_or_none).lower()},
+            ),
+        )
 
     def _collections(
         self,
@@ -671,21 +659,34 @@ class SalesforceClient:
     ) -> list[RecordOutcome]:
         if not isinstance(all_or_none, bool):
             raise TypeError("all_or_none must be chosen: True or False")
+        return self._per_chunk(
+            records,
+            lambda chunk: self._send(
+                method,
+                path,
+                json={"allOrNone": all_or_none, "records": [_typed(sobject, r) for r in chunk]},
+            ),
+        )
+
+    def _per_chunk(
+        self, items: Sequence[Any], send: Callable[[list[Any]], requests.Response]
+    ) -> list[RecordOutcome]:
+        """Send ``items`` in sObject-collection chunks of 200, one outcome per item in order.
+
+        A failed chunk fails only its own items; a fatal error (auth, permission, limit)
+        fails every later chunk without sending it."""
         outcomes: list[RecordOutcome] = []
         fatal: SalesforceError | None = None
-        for start, chunk in _chunks(list(records), COLLECTION_SIZE):
-            if fatal is None:
-                body = {"allOrNone": all_or_none, "records": [_typed(sobject, r) for r in chunk]}
+        for start, chunk in _chunks(list(items), COLLECTION_SIZE):
+            error = fatal
+            if error is None:
                 try:
-                    response = self._send(method, path, json=body)
-                    outcomes.extend(_save_results(response.json(), start, len(chunk)))
+                    outcomes.extend(_save_results(send(chunk).json(), start, len(chunk)))
                     continue
                 except SalesforceError as exc:
-                    error: SalesforceError = exc
+                    error = exc
                     if isinstance(exc, _FATAL):
                         fatal = exc
-            else:
-                error = fatal
             outcomes.extend(_failed(start, len(chunk), error))
         return outcomes
 
