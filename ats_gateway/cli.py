@@ -15,6 +15,7 @@ Every command but `dev` and `sandbox` reads the gateway's settings from `ATS_GAT
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -88,18 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from ats_gateway.sandbox.server import serve
+    """Run the sandbox org by name (`python -m sandbox_org`); the gateway never imports it."""
+    argv = [sys.executable, "-m", "sandbox_org", *sandbox_args(args)]
+    os.execv(sys.executable, argv)  # noqa: S606 (argv is ours, no shell)
+    return 0  # pragma: no cover (execv does not return)
 
-    serve(
-        host=args.host,
-        port=args.port,
-        db=args.db,
-        seed=None if args.seed == "none" else args.seed,
-        jobs=args.jobs,
-        tls=args.tls,
-        faults=args.faults,
-    )
-    return 0
+
+def sandbox_args(args: argparse.Namespace) -> list[str]:
+    out = ["--host", args.host, "--port", str(args.port), "--db", args.db, "--seed", args.seed]
+    out += ["--jobs", str(args.jobs)]
+    return out + (["--tls"] if args.tls else []) + (["--faults"] if args.faults else [])
 
 
 # --------------------------------------------------------------------------- dev
@@ -114,13 +113,14 @@ def _secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def sandbox_connections(sandbox_url: str) -> dict[str, ConnectionConfig]:
-    """Connection settings for the sandbox org's demo integration users."""
-    from ats_gateway.sandbox.seed import DEMO_USERS
-
+def sandbox_connections(
+    sandbox_url: str, credentials: dict[str, dict[str, str]]
+) -> dict[str, ConnectionConfig]:
+    """Connection settings for the sandbox org's demo integration users, from the credentials
+    file the sandbox process wrote (`python -m sandbox_org --credentials-out`)."""
     connections = {}
     for name in ("job_portal", "interview_feedback"):
-        user = DEMO_USERS[name]
+        user = credentials[name]
         connections[name] = ConnectionConfig(
             name=name,
             login_url=sandbox_url,
@@ -202,13 +202,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         redis_server.start()
         print(f"redis        {redis_server.url}  (AOF in {redis_server.data_dir})", flush=True)
         sandbox_url = f"http://{args.host}:{args.sandbox_port}"
+        credentials_path = data_dir / "sandbox-credentials.json"
         sandbox = ManagedProcess(
             "sandbox org",
             [
                 sys.executable,
                 "-m",
-                "ats_gateway.cli",
-                "sandbox",
+                "sandbox_org",
+                "--credentials-out",
+                str(credentials_path),
                 "--host",
                 args.host,
                 "--port",
@@ -233,7 +235,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
             secret_key=_secret(data_dir),
             public_url=f"http://{args.host}:{args.port}",
             log_format="text",
-            connections=sandbox_connections(sandbox_url),
+            connections=sandbox_connections(
+                sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
+            ),
         )
         env = child_env(settings)
         gateway_url = f"http://{args.host}:{args.port}"

@@ -18,6 +18,8 @@ from typing import Any
 PREFIX = "ATS_GATEWAY_"
 CONNECTION_NAMES = ("job_portal", "interview_feedback")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Contracts, describe snapshots and permission sets ship inside the package (package data).
+PACKAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Settings:
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
     max_body_bytes: int = 8 * 1024 * 1024
-    schemas_dir: str = str(PROJECT_ROOT / "schemas")
+    schemas_dir: str = str(PACKAGE_SCHEMAS)
     sf_connect_timeout: float = 5.0
     sf_read_timeout: float = 30.0
     api_reserve_fraction: float = 0.10

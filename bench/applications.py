@@ -33,12 +33,12 @@ from ats_gateway import create_app  # noqa: E402
 from ats_gateway.config import ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
 from ats_gateway.salesforce.soql import literal  # noqa: E402
-from ats_gateway.sandbox.seed import DEMO_USERS  # noqa: E402
 from ats_gateway.services.applications.runtime import (  # noqa: E402
     build_deliverer,
     build_service,
 )
 from ats_gateway.services.delivery import drain  # noqa: E402
+from sandbox_org.seed import DEMO_USERS  # noqa: E402
 
 SEED = ("--seed", "demo", "--jobs", "20", "--faults")
 RESUME = base64.b64encode(b"Plain text resume\n" * 20).decode()

@@ -27,8 +27,8 @@ from ats_gateway import create_app  # noqa: E402
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
 from ats_gateway.embedded.stack import child_env, gunicorn_argv, worker_argv  # noqa: E402
-from ats_gateway.sandbox.seed import DEMO_USERS  # noqa: E402
 from ats_gateway.security import KeyStore  # noqa: E402
+from sandbox_org.seed import DEMO_USERS  # noqa: E402
 
 HOST = "127.0.0.1"
 RESULTS = ROOT / "bench" / "RESULTS.md"

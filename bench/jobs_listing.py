@@ -43,9 +43,9 @@ from ats_gateway.config import ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
 from ats_gateway.embedded.stack import child_env, gunicorn_argv  # noqa: E402
 from ats_gateway.salesforce import soql  # noqa: E402
-from ats_gateway.sandbox.seed import DEMO_CREDENTIALS  # noqa: E402
 from ats_gateway.security import KeyStore  # noqa: E402
 from ats_gateway.services.jobs.source import snapshot_query  # noqa: E402
+from sandbox_org.seed import DEMO_CREDENTIALS  # noqa: E402
 
 HOST = "127.0.0.1"
 API_VERSION = "62.0"

@@ -11,7 +11,7 @@ import redis
 
 from ats_gateway.config import ConnectionConfig
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
-from ats_gateway.sandbox.seed import DEMO_USERS
+from sandbox_org.seed import DEMO_USERS
 
 T = TypeVar("T")
 

@@ -31,8 +31,8 @@ from ats_gateway import create_app
 from ats_gateway.api.demo import demo_keys
 from ats_gateway.embedded import free_port
 from ats_gateway.embedded.stack import start_worker
-from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.server import start_in_thread
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.server import start_in_thread
 
 CHROMIUM_FLAGS = [
     "--headless",

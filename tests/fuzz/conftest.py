@@ -12,10 +12,10 @@ import schemathesis
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
-from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_USERS
-from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import SCOPES, KeyStore
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.seed import DEMO_USERS
+from sandbox_org.server import start_in_thread
 
 FUZZ_DB = "/8"
 

@@ -24,7 +24,7 @@ from ats_gateway.metadata.cache import DescribeCache
 from ats_gateway.metadata.contracts import load_connections, load_contracts, load_permission_sets
 from ats_gateway.metadata.service import Metadata
 
-SCHEMAS = PROJECT_ROOT / "schemas"
+SCHEMAS = PROJECT_ROOT / "ats_gateway" / "schemas"
 RESOURCE = "application"
 PROPERTIES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

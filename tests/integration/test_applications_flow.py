@@ -19,11 +19,11 @@ from sandbox_stack import admin_client, demo_connection, wait_for
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
-from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.applications.runtime import build_outbox
 from ats_gateway.tasks import applications as tasks
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.server import start_in_thread
 
 APPLICATION = "bpats__Job_Board_Application__c"
 

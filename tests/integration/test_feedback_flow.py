@@ -28,10 +28,10 @@ from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
 from ats_gateway.salesforce.errors import OperationNotAllowed
 from ats_gateway.salesforce.soql import inspect
-from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.feedback import Grant
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.server import start_in_thread
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 TOPIC_FEEDBACK = "bpats__Interview_Topic_Feedback__c"

@@ -23,12 +23,12 @@ from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
-from ats_gateway.sandbox import create_app as create_sandbox
-from ats_gateway.sandbox.seed import DEMO_CREDENTIALS
-from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.jobs.text import fold, strip_html, words
 from ats_gateway.tasks.jobs import REFRESH_TASK
+from sandbox_org import create_app as create_sandbox
+from sandbox_org.seed import DEMO_CREDENTIALS
+from sandbox_org.server import start_in_thread
 
 PUBLIC = (
     "bpats__Status__c = 'Open' AND bpats__Post_to_Job_Board__c = true "

@@ -12,7 +12,7 @@ from ats_gateway.metadata.describe import load_snapshot
 from ats_gateway.metadata.service import Metadata
 from ats_gateway.tasks.metadata import TASK
 
-SCHEMAS = PROJECT_ROOT / "schemas"
+SCHEMAS = PROJECT_ROOT / "ats_gateway" / "schemas"
 FEEDBACK = "bpats__Interview_Feedback__c"
 
 

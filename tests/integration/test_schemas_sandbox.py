@@ -25,15 +25,13 @@ from ats_gateway.metadata.cache import ORG
 from ats_gateway.metadata.cli import cmd_doctor
 
 sandbox_server = pytest.importorskip(
-    "ats_gateway.sandbox.server", reason="the sandbox org (ats_gateway.sandbox) is not there yet"
+    "sandbox_org.server", reason="the sandbox org (sandbox_org) is not there yet"
 )
 if not hasattr(sandbox_server, "start_in_thread"):  # pragma: no cover - depends on the sandbox
-    pytest.skip(
-        "ats_gateway.sandbox.server.start_in_thread does not exist yet", allow_module_level=True
-    )
+    pytest.skip("sandbox_org.server.start_in_thread does not exist yet", allow_module_level=True)
 
-from ats_gateway.sandbox.app import create_app as create_sandbox  # noqa: E402
-from ats_gateway.sandbox.seed import DEMO_CREDENTIALS  # noqa: E402
+from sandbox_org.app import create_app as create_sandbox  # noqa: E402
+from sandbox_org.seed import DEMO_CREDENTIALS  # noqa: E402
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 

@@ -12,10 +12,10 @@ from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
 from ats_gateway.embedded import EmbeddedRedis
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
-from ats_gateway.sandbox.app import create_app as create_sandbox
-from ats_gateway.sandbox.server import start_in_thread
 from ats_gateway.security import KeyStore
 from ats_gateway.services.applications.runtime import build_outbox
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.server import start_in_thread
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -31,8 +31,8 @@ from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
 from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, start_worker
 from ats_gateway.salesforce import SalesforceClient
-from ats_gateway.sandbox.seed import DEMO_USERS
 from ats_gateway.services.delivery import Outbox
+from sandbox_org.seed import DEMO_USERS
 
 APPLICATION = "bpats__Job_Board_Application__c"
 SOAK = os.environ.get("ATS_GATEWAY_SOAK", "") not in ("", "0")

@@ -56,10 +56,10 @@ def sf(sf_redis, rsps) -> Iterator[SalesforceClient]:
 def sandbox_handle() -> Iterator[Any]:
     """The sandbox org (demo seed, faults switchable) on a free port for the session."""
     try:
-        from ats_gateway.sandbox import create_app
-        from ats_gateway.sandbox.server import start_in_thread
+        from sandbox_org import create_app
+        from sandbox_org.server import start_in_thread
     except ImportError as exc:
-        pytest.skip(f"sandbox org not available (ats_gateway.sandbox: {exc})")
+        pytest.skip(f"sandbox org not available (sandbox_org: {exc})")
     app = create_app({"seed": "demo", "seed_jobs": 20, "faults_enabled": True})
     handle = start_in_thread(app, "127.0.0.1", free_port())
     yield handle

@@ -180,6 +180,6 @@ class SandboxOrg:
 
 def sandbox_users() -> dict[str, dict]:
     """Integration users of the sandbox's demo seed (with refresh tokens), by connection name."""
-    from ats_gateway.sandbox.seed import DEMO_USERS
+    from sandbox_org.seed import DEMO_USERS
 
     return {u["key"]: dict(u) for u in DEMO_USERS}

@@ -33,7 +33,10 @@ ID = "a0MEm000004fFnBMAU"
 
 def _describes() -> dict:
     names = ["bpats__Job_Board_Application__c", "bpats__Job__c", "Contact", "Account"]
-    return {n: json.loads((ROOT / "schemas/objects" / f"{n}.json").read_text()) for n in names}
+    return {
+        n: json.loads((ROOT / "ats_gateway/schemas/objects" / f"{n}.json").read_text())
+        for n in names
+    }
 
 
 @pytest.fixture
@@ -131,7 +134,7 @@ def test_unknown_connections_are_granted_nothing(sf_redis, rsps):
 def test_grants_from_the_permission_set_files_match_the_defaults():
     docs = {
         p.stem: tomllib.loads(p.read_text())
-        for p in (ROOT / "schemas/permission_sets").glob("*.toml")
+        for p in (ROOT / "ats_gateway/schemas/permission_sets").glob("*.toml")
     }
     portal = Grants.from_permission_sets(
         docs["asymbl_ats_job_portal"], docs["ats_gateway_candidate_intake"]
@@ -173,7 +176,10 @@ def test_get_takes_plain_field_names_only(portal):
 
 def test_a_builder_query_brings_its_own_describes(sf_redis, rsps):
     names = ["bpats__Interview_Feedback__c", "bpats__Interview__c", "bpats__Job__c"]
-    catalog = {n: json.loads((ROOT / "schemas/objects" / f"{n}.json").read_text()) for n in names}
+    catalog = {
+        n: json.loads((ROOT / "ats_gateway/schemas/objects" / f"{n}.json").read_text())
+        for n in names
+    }
     client = SalesforceClient(settings("interview_feedback"), sf_redis)  # no describes itself
     rsps.post(
         "https://login.salesforce.com/services/oauth2/token",

@@ -18,7 +18,7 @@ from ats_gateway.metadata.cache import DescribeCache
 from ats_gateway.metadata.contracts import load_connections, load_contracts, load_permission_sets
 from ats_gateway.metadata.service import Metadata
 
-SCHEMAS = PROJECT_ROOT / "schemas"
+SCHEMAS = PROJECT_ROOT / "ats_gateway" / "schemas"
 
 
 def snapshot(sobject: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ats_gateway.salesforce.soql import (
     unescape,
 )
 
-OBJECTS = Path(__file__).resolve().parents[3] / "schemas" / "objects"
+OBJECTS = Path(__file__).resolve().parents[3] / "ats_gateway" / "schemas" / "objects"
 
 
 def _describe(name: str) -> dict:
@@ -340,9 +340,9 @@ def test_no_value_changes_an_in_query(values):
 def test_an_independent_parser_reads_the_same_value(value):
     """The sandbox org's lark grammar parses the rendered query to one comparison whose value
     is exactly the input (a second, unrelated reader of SOQL)."""
-    parser = pytest.importorskip("ats_gateway.sandbox.soql.parser")
-    literals = pytest.importorskip("ats_gateway.sandbox.soql.literals")
-    nodes = pytest.importorskip("ats_gateway.sandbox.soql.nodes")
+    parser = pytest.importorskip("sandbox_org.soql.parser")
+    literals = pytest.importorskip("sandbox_org.soql.literals")
+    nodes = pytest.importorskip("sandbox_org.soql.nodes")
     rendered = select("Id").from_("Contact").where(field("Email").eq(value)).render()
     tree = parser.parse(rendered)
     assert tree.sobject.value == "Contact"

@@ -1,0 +1,208 @@
+"""The sandbox org as one object: configuration, metadata, records, sessions, counters, faults.
+
+``create_app`` stores it in ``app.extensions["sandbox"]`` so tests and the CLI can reach the
+API counter, the fault settings and the store from Python.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox_org.auth import Sessions, User
+from sandbox_org.describe_builder import default_schemas_dir
+from sandbox_org.dml import Records, now_iso
+from sandbox_org.query import Cursors
+from sandbox_org.schema import Schema
+from sandbox_org.store import Store
+
+# Versions this org serves (Spring '23 .. Summer '25); labels per Salesforce release names.
+API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0")
+_RELEASES = {
+    "57.0": "Spring '23",
+    "58.0": "Summer '23",
+    "59.0": "Winter '24",
+    "60.0": "Spring '24",
+    "61.0": "Summer '24",
+    "62.0": "Winter '25",
+    "63.0": "Spring '25",
+    "64.0": "Summer '25",
+}
+
+
+def release_label(version: str) -> str:
+    return _RELEASES.get(version, f"API {version}")
+
+
+@dataclass
+class SandboxConfig:
+    """Everything ``create_app`` accepts (a dict with these keys works too)."""
+
+    db: str = ":memory:"
+    users: list[dict[str, Any]] | None = None  # None: the demo users (seed.DEMO_USERS)
+    users_file: str | None = None  # TOML with [[users]] tables, instead of ``users``
+    api_versions: tuple[str, ...] = API_VERSIONS
+    token_ttl: float = 7200.0
+    daily_api_limit: int = 100_000
+    faults_enabled: bool = False
+    fault_seed: int | None = None
+    schemas_dir: str | None = None
+    seed: str | None = None  # "demo": generate the demo org when the store is empty
+    seed_jobs: int = 500
+    instance_url: str | None = None  # default: the URL the request came to
+
+    @classmethod
+    def coerce(cls, config: SandboxConfig | dict[str, Any] | None) -> SandboxConfig:
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        known = {k: v for k, v in dict(config).items() if k in cls.__dataclass_fields__}
+        if "api_versions" in known:
+            known["api_versions"] = tuple(known["api_versions"])
+        return cls(**known)
+
+
+class Usage:
+    """The org's daily API request counter (thread-safe)."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int = 1) -> bool:
+        """Count n calls; False (and nothing counted) when the limit is already reached."""
+        with self._lock:
+            if self.used >= self.limit:
+                return False
+            self.used += n
+            return True
+
+    def header(self) -> str:
+        with self._lock:
+            return f"api-usage={self.used}/{self.limit}"
+
+    def set(self, *, used: int | None = None, limit: int | None = None) -> None:
+        with self._lock:
+            if used is not None:
+                self.used = int(used)
+            if limit is not None:
+                self.limit = int(limit)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"used": self.used, "limit": self.limit, "remaining": self.limit - self.used}
+
+
+@dataclass
+class Faults:
+    """Injected faults; decisions come from one seeded RNG so a run can be replayed."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0  # share of requests answered 503
+    lock_rate: float = 0.0  # share of record writes failing with UNABLE_TO_LOCK_ROW
+    seed: int | None = None
+    _rng: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def configure(self, **changes: Any) -> None:
+        with self._lock:
+            for key in ("latency_ms", "error_rate", "lock_rate"):
+                if key in changes and changes[key] is not None:
+                    setattr(self, key, float(changes[key]))
+            if "seed" in changes:
+                self.seed = changes["seed"]
+                self._rng = random.Random(self.seed)
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "error_rate": self.error_rate,
+            "lock_rate": self.lock_rate,
+            "seed": self.seed,
+        }
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        schemas = Path(config.schemas_dir) if config.schemas_dir else default_schemas_dir()
+        self.schema = Schema(schemas)
+        self.store = Store(config.db)
+        self.records = Records(self.schema, self.store)
+        self.sessions = Sessions(ttl=config.token_ttl)
+        self.usage = Usage(config.daily_api_limit)
+        self.cursors = Cursors(self.store.ids.new)
+        self.faults = Faults()
+        self.faults.configure(seed=config.fault_seed)
+        self.users: dict[str, User] = {}
+        self._perms: dict[tuple[str, ...], Any] = {}
+
+    def add_user(self, spec: dict[str, Any]) -> User:
+        """Register an integration user (and its User record, if new)."""
+        for ps in spec.get("permission_sets", []):
+            if ps not in self.schema.permission_sets:
+                raise ValueError(f"unknown permission set {ps!r} for user {spec['username']}")
+        user = User(
+            key=spec.get("key", spec["username"]),
+            username=spec["username"],
+            password=spec["password"],
+            security_token=spec.get("security_token", ""),
+            client_id=spec["client_id"],
+            client_secret=spec["client_secret"],
+            permission_sets=list(spec.get("permission_sets", [])),
+            first_name=spec.get("first_name", ""),
+            last_name=spec.get("last_name", "Integration"),
+            email=spec.get("email", spec["username"]),
+            certificate=spec.get("certificate"),
+            refresh_token=spec.get("refresh_token"),
+            active=spec.get("active", True),
+        )
+        existing = [
+            r
+            for r in self.store.all("User")
+            if (r.get("Username") or "").lower() == user.username.lower()
+        ]
+        if existing:
+            user.user_id = existing[0]["Id"]
+        else:
+            user.user_id = self.store.ids.new("005")
+            stamp = now_iso()
+            record = {f["name"]: None for f in self.schema.objects["User"].describe["fields"]}
+            record.update(
+                Id=user.user_id,
+                Username=user.username,
+                FirstName=user.first_name or None,
+                LastName=user.last_name,
+                Name=" ".join(p for p in (user.first_name, user.last_name) if p),
+                Email=user.email,
+                Alias=(user.first_name[:1] + user.last_name[:4]).lower() or "user",
+                IsActive=user.active,
+                IsDeleted=False,
+                CreatedDate=stamp,
+                CreatedById=user.user_id,
+                LastModifiedDate=stamp,
+                LastModifiedById=user.user_id,
+                SystemModstamp=stamp,
+            )
+            self.store.put("User", record)
+        self.users[user.key] = user
+        self.sessions.add_user(user)
+        return user
+
+    def perms(self, user: User) -> Any:
+        key = tuple(user.permission_sets)
+        hit = self._perms.get(key)
+        if hit is None:
+            hit = self._perms[key] = self.schema.perms_for(user.permission_sets)
+        return hit
