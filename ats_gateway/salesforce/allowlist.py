@@ -53,6 +53,20 @@ def check_id(record_id: str) -> str:
     return record_id
 
 
+def check_fields(fields: Iterable[str]) -> str:
+    """Plain field names (they become part of a URL), comma-separated."""
+    for name in fields:
+        if not isinstance(name, str) or not SOBJECT.match(name):
+            raise ValueError(f"not a plain field name: {name!r}")
+    return ",".join(fields)
+
+
+def check_record_ids(records: Iterable[Mapping[str, Any]]) -> None:
+    """Each record to update carries its record id (``Id``)."""
+    for record in records:
+        check_id(str(record.get("Id") or record.get("id") or ""))
+
+
 class AllowList:
     """The grants of one connection, and the describes that resolve relationship paths.
 

@@ -1,14 +1,9 @@
 """``SalesforceClient``: the one object that speaks to a Salesforce org for a connection.
 
-A facade over three parts, one concept each:
-
-* :mod:`.transport` - session, timeouts, token and one re-authentication replay on
-  ``INVALID_SESSION_ID``, ``Sforce-Limit-Info`` into the org's API budget, HTTP failures as
-  typed :class:`~ats_gateway.salesforce.errors.SalesforceError`;
-* :mod:`.allowlist` - every call is checked against the connection's grants before anything
-  is sent (:class:`~ats_gateway.salesforce.errors.OperationNotAllowed`);
-* :mod:`.composite` - packing of Collections / ``/composite`` / Tree / Graph requests and
-  reading their answers per record (a composite 200 is never trusted).
+A facade over three parts, one concept each: :mod:`.transport` (session, timeouts, token and
+re-authentication, HTTP failures as typed errors), :mod:`.allowlist` (every call checked
+against the connection's grants before anything is sent) and :mod:`.composite` (packing batch
+requests, reading their answers record by record: a composite 200 is never trusted).
 
 Explicit methods take the sObject name (no attribute magic). API economy: Salesforce counts
 one ``/composite`` request as one API call, and it may carry up to five sObject Collections
@@ -31,7 +26,7 @@ import base64
 import functools
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -42,60 +37,47 @@ import requests
 
 from ats_gateway.salesforce import composite as packing
 from ats_gateway.salesforce import soql as soql_mod
-from ats_gateway.salesforce.allowlist import SOBJECT, AllowList, Describes, check_id, check_sobject
+from ats_gateway.salesforce.allowlist import (
+    AllowList,
+    Describes,
+    check_fields,
+    check_id,
+    check_record_ids,
+    check_sobject,
+)
 from ats_gateway.salesforce.auth import TokenManager
 from ats_gateway.salesforce.budget import ApiBudget
-from ats_gateway.salesforce.connections import CREATE, DELETE, EDIT, READ, ConnectionSettings
+from ats_gateway.salesforce.connections import (
+    CREATE,
+    DELETE,
+    EDIT,
+    READ,
+    ConnectionSettings,
+    Grants,
+)
 from ats_gateway.salesforce.errors import SalesforceError, from_record_errors
 from ats_gateway.salesforce.results import (
     Graph,
     GraphResult,
     QueryPage,
+    QueryResult,
     RecordOutcome,
     Subrequest,
     SubResponse,
     UpsertResult,
 )
-from ats_gateway.salesforce.transport import Transport, response_body
+from ats_gateway.salesforce.transport import Transport, query_options, response_body
 
 BASE64_LIMIT = 37_500_000  # bytes of base64 in a JSON blob upload (wire shapes section 9)
 _NEXT_RECORDS_URL = re.compile(r"/services/data/v\d+\.\d+/query/[A-Za-z0-9-]+")
 
 
-class QueryResult:
-    """Records of a query, fetched page by page as iteration reaches them.
-
-    ``total_size`` is known once the first page has been fetched (:meth:`fetch_first` or the
-    first ``next()``); ``pages_fetched`` counts API calls spent so far.
-    """
-
-    def __init__(self, client: SalesforceClient, first: Callable[[], QueryPage]) -> None:
-        self._client = client
-        self._first = first
-        self._page: QueryPage | None = None
-        self.pages_fetched = 0
-
-    def fetch_first(self) -> QueryPage:
-        if self._page is None:
-            self._page = self._first()
-            self.pages_fetched = 1
-        return self._page
-
-    @property
-    def total_size(self) -> int:
-        return self.fetch_first().total_size
-
-    def pages(self) -> Iterator[QueryPage]:
-        page = self.fetch_first()
-        yield page
-        while page.next_records_url:
-            page = self._client.query_page(next_url=page.next_records_url)
-            self.pages_fetched += 1
-            yield page
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for page in self.pages():
-            yield from page.records
+def _part(part: str, name: str) -> Any:
+    """``name`` of one of the client's parts, read and set through the client."""
+    return property(
+        lambda self: getattr(getattr(self, part), name),
+        lambda self, value: setattr(getattr(self, part), name, value),
+    )
 
 
 class SalesforceClient:
@@ -105,6 +87,14 @@ class SalesforceClient:
     object name -> describe result, or a callable returning one) lets the allow-list follow
     relationship paths and subqueries in SOQL; without it such queries are refused.
     """
+
+    settings: ConnectionSettings = _part("transport", "settings")
+    redis: redis.Redis = _part("transport", "redis")
+    session: requests.Session = _part("transport", "session")
+    auth: TokenManager = _part("transport", "auth")
+    api_calls: int = _part("transport", "api_calls")  # REST requests (token requests excluded)
+    grants: Grants = _part("policy", "grants")
+    describes: Describes | None = _part("policy", "describes")
 
     def __init__(
         self,
@@ -125,6 +115,10 @@ class SalesforceClient:
             f"api_version={self.settings.api_version!r})"
         )
 
+    @property
+    def base(self) -> str:
+        return self.transport.base
+
     def close(self) -> None:
         self.transport.close()
 
@@ -133,53 +127,6 @@ class SalesforceClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ parts, by name
-
-    @property
-    def settings(self) -> ConnectionSettings:
-        return self.transport.settings
-
-    @settings.setter
-    def settings(self, value: ConnectionSettings) -> None:
-        self.transport.settings = value
-
-    @property
-    def redis(self) -> redis.Redis:
-        return self.transport.redis
-
-    @redis.setter
-    def redis(self, value: redis.Redis) -> None:
-        self.transport.redis = value
-
-    @property
-    def grants(self) -> Any:
-        return self.policy.grants
-
-    @grants.setter
-    def grants(self, value: Any) -> None:
-        self.policy.grants = value
-
-    @property
-    def describes(self) -> Describes | None:
-        return self.policy.describes
-
-    @property
-    def session(self) -> requests.Session:
-        return self.transport.session
-
-    @property
-    def auth(self) -> TokenManager:
-        return self.transport.auth
-
-    @property
-    def api_calls(self) -> int:
-        """REST requests this client sent (token requests excluded)."""
-        return self.transport.api_calls
-
-    @property
-    def base(self) -> str:
-        return self.transport.base
 
     # ------------------------------------------------------------------ budget / status
 
@@ -229,12 +176,7 @@ class SalesforceClient:
     ) -> dict[str, Any]:
         """One record, all readable fields or ``fields`` (contract surface)."""
         self.policy.check(sobject, READ)
-        params = None
-        if fields:
-            for name in fields:
-                if not isinstance(name, str) or not SOBJECT.match(name):
-                    raise ValueError(f"not a plain field name: {name!r}")
-            params = {"fields": ",".join(fields)}
+        params = {"fields": check_fields(fields)} if fields else None
         path = f"{self.base}/sobjects/{sobject}/{check_id(record_id)}"
         return self._send("GET", path, params=params).json()
 
@@ -311,16 +253,18 @@ class SalesforceClient:
 
     def query(self, query: str | soql_mod.Query, *, batch_size: int | None = None) -> QueryResult:
         """Records matching ``query``, fetched lazily page by page (``nextRecordsUrl``)."""
-        text, headers = self._soql(query), _query_headers(batch_size)
-        return QueryResult(self, lambda: self._first_page(text, headers, include_deleted=False))
+        text, headers = self._soql(query), query_options(batch_size)
+        first = functools.partial(self._first_page, text, headers, include_deleted=False)
+        return QueryResult(first, lambda url: self.query_page(next_url=url))
 
     def query_all(
         self, query: str | soql_mod.Query, *, batch_size: int | None = None
     ) -> QueryResult:
         """Like :meth:`query` through ``/queryAll``: deleted and archived rows included
         (contract surface)."""
-        text, headers = self._soql(query), _query_headers(batch_size)
-        return QueryResult(self, lambda: self._first_page(text, headers, include_deleted=True))
+        text, headers = self._soql(query), query_options(batch_size)
+        first = functools.partial(self._first_page, text, headers, include_deleted=True)
+        return QueryResult(first, lambda url: self.query_page(next_url=url))
 
     def query_page(
         self,
@@ -331,7 +275,7 @@ class SalesforceClient:
         include_deleted: bool = False,
     ) -> QueryPage:
         """Exactly one API call: the first page of ``query``, or the page at ``next_url``."""
-        headers = _query_headers(batch_size)
+        headers = query_options(batch_size)
         if next_url is not None:
             if not _NEXT_RECORDS_URL.fullmatch(next_url):
                 raise ValueError(f"not a nextRecordsUrl: {next_url!r}")
@@ -390,7 +334,7 @@ class SalesforceClient:
     ) -> list[RecordOutcome]:
         """Update records (each with ``Id``) 200 per call; outcomes in input order."""
         self.policy.check(sobject, EDIT)
-        _check_record_ids(records)
+        check_record_ids(records)
         return self._collections("PATCH", "", sobject, records, all_or_none)
 
     def collections_upsert(
@@ -456,7 +400,7 @@ class SalesforceClient:
         """Update up to 1,000 records (each with ``Id``) per API call; see :meth:`bulk_create`.
         Contract surface."""
         self.policy.check(sobject, EDIT)
-        _check_record_ids(records)
+        check_record_ids(records)
         return self._bulk("PATCH", "", sobject, records, all_or_none)
 
     def bulk_upsert(
@@ -548,19 +492,6 @@ class SalesforceClient:
             body = self._send("POST", f"{self.base}/composite/graph", json=payload).json()
             results.extend(packing.read_graphs(body, batch))
         return results
-
-
-def _query_headers(batch_size: int | None) -> dict[str, str] | None:
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not 200 <= batch_size <= 2000:
-        raise ValueError("batch_size must be within 200..2000")
-    return {"Sforce-Query-Options": f"batchSize={batch_size}"}
-
-
-def _check_record_ids(records: Sequence[Mapping[str, Any]]) -> None:
-    for record in records:
-        check_id(str(record.get("Id") or record.get("id") or ""))
 
 
 __all__ = ["QueryResult", "SalesforceClient"]

@@ -51,6 +51,15 @@ def response_body(response: requests.Response) -> Any:
         return None
 
 
+def query_options(batch_size: int | None) -> dict[str, str] | None:
+    """The ``Sforce-Query-Options`` header asking for pages of ``batch_size`` records."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not 200 <= batch_size <= 2000:
+        raise ValueError("batch_size must be within 200..2000")
+    return {"Sforce-Query-Options": f"batchSize={batch_size}"}
+
+
 def _invalid_session(response: requests.Response) -> bool:
     body = response_body(response)
     if isinstance(body, list):
