@@ -254,3 +254,15 @@ def test_delivered_events_count_in_limits(org):
 def test_seeding_and_untracked_objects_emit_nothing(org):
     org.create("Contact", {"LastName": "Nobody"})
     assert org.sandbox.events.latest_seq == 0
+
+
+def test_undelete_carries_every_field(org):
+    """No REST resource undeletes (SOAP/Apex do); the store's commit hook sees it all the same."""
+    rid = org.create(JOB, {"bpats__Job_Title__c": "Back again", "bpats__City__c": "Rome"})
+    org.delete(JOB, rid)
+    store = org.sandbox.store
+    with store.transaction():
+        store.put(JOB, dict(store.get(JOB, rid), IsDeleted=False))
+    *_, undelete = (org.decode(e) for e in _events(org, JOBS, 3))
+    assert undelete["ChangeEventHeader"]["changeType"] == "UNDELETE"
+    assert undelete["bpats__Job_Title__c"] == "Back again" and undelete["bpats__City__c"] == "Rome"
