@@ -136,12 +136,10 @@ def sandbox_connections(
 
 def _demo_interviewer_link(settings: Settings) -> str | None:
     """A feedback link for the first upcoming demo interview, so the page can be tried."""
-    from ats_gateway import create_app
-    from ats_gateway.api.feedback import issue_link
-    from ats_gateway.connections import get_connections
+    from ats_gateway.composition import build_services
 
-    app = create_app(settings)
-    client = get_connections(app).client("interview_feedback")
+    services = build_services(settings)
+    client = services.connections.client("interview_feedback")
     try:
         interview = next(
             iter(
@@ -163,8 +161,9 @@ def _demo_interviewer_link(settings: Settings) -> str | None:
         )
         if not interview or not interviewer:
             return None
-        with app.app_context():
-            issued = issue_link(app, interview["Id"], interviewer["Email"], issued_by="dev")
+        issued = services.link_issuer.issue(
+            interview["Id"], {"interviewer_email": interviewer["Email"]}, issued_by="dev"
+        )
         return issued["url"]
     except Exception as exc:  # the demo link is a convenience; the stack runs without it
         print(f"  (no interviewer link: {type(exc).__name__}: {exc})", flush=True)

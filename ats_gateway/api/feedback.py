@@ -38,7 +38,6 @@ from flask import (
     url_for,
 )
 
-from ats_gateway.connections import get_connections
 from ats_gateway.errors import (
     BadRequest,
     Conflict,
@@ -47,7 +46,7 @@ from ats_gateway.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from ats_gateway.extensions import get_redis
+from ats_gateway.extensions import services
 from ats_gateway.metadata import Operation, PermissionMissing
 from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.salesforce import SalesforceError
@@ -70,7 +69,7 @@ from ats_gateway.services.feedback import (
     InterviewNotFound,
     InvalidFeedback,
 )
-from ats_gateway.services.feedback.runtime import CONNECTION, build_service
+from ats_gateway.services.feedback.runtime import CONNECTION
 from ats_gateway.tasks.feedback import schedule_delivery
 
 log = logging.getLogger(__name__)
@@ -86,66 +85,21 @@ FORM_ENDPOINT = "GET /v1/feedback/{token}"
 
 
 def links(app: Flask | None = None) -> FeedbackLinks:
-    app = _real(app)
-    found = app.extensions.get("feedback_links")
-    if found is None:
-        settings = app.config["SETTINGS"]
-        found = FeedbackLinks(
-            get_redis(app), settings.secret_key, max_ttl=settings.feedback_link_max_ttl_seconds
-        )
-        app.extensions["feedback_links"] = found
-    return found
-
-
-def _real(app: Flask | None) -> Flask:
-    """The app object itself (closures kept on it must not hold the request-bound proxy)."""
-    app = app or current_app
-    unwrap = getattr(app, "_get_current_object", None)
-    return unwrap() if unwrap is not None else app
+    return services(app).links
 
 
 def service(app: Flask | None = None) -> FeedbackService:
-    app = _real(app)
-    found = app.extensions.get("feedback")
-    if found is None:
-        settings = app.config["SETTINGS"]
-        redis_client = get_redis(app)
-        holder: dict[str, Any] = {}
-
-        def client():
-            if not settings.connections[CONNECTION].configured:
-                raise FeedbackUnavailable(
-                    "Interview feedback is not connected to the ATS yet; tell the recruiter.",
-                    reason="connection_not_configured",
-                )
-            if "client" not in holder:
-                holder["client"] = get_connections(app).client(CONNECTION)
-            return holder["client"]
-
-        def metadata():
-            md = app.extensions.get("metadata")
-            if md is None:
-                from ats_gateway.metadata import build_metadata
-
-                md = holder.get("md") or build_metadata(settings, redis_client)
-                holder["md"] = md
-            return md
-
-        found = build_service(settings, redis_client, metadata, client)
-        app.extensions["feedback"] = found
-    return found
+    return services(app).feedback
 
 
 def _require_connection() -> None:
-    md = current_app.extensions.get("metadata")
-    if md is not None:
-        md.require(CONNECTION, FORM_ENDPOINT)  # PermissionMissing -> 503 naming the grant
+    services().metadata.require(CONNECTION, FORM_ENDPOINT)  # PermissionMissing -> 503
 
 
 def _public_job_title(job_id: str | None) -> str | None:
     """The job's public title from the jobs snapshot (no org call); None if not listed."""
-    jobs = current_app.extensions.get("jobs")
-    if jobs is None or not job_id:
+    jobs = services().jobs
+    if not job_id:
         return None
     try:
         if jobs.store.pointer() is None:
@@ -360,7 +314,7 @@ def submit(token: str):
         accepted = service().submit(grant, body)
     except FeedbackError as exc:
         _raise(exc)
-    schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    schedule_delivery(services().settings, services().redis)
     status_url = url_for("feedback.status", token=token)
     body = {"id": accepted.id, "status": accepted.status, "status_url": status_url}
     return body, 202, {"Location": status_url, "Cache-Control": "no-store"}
@@ -556,7 +510,7 @@ def page_submit(token: str):
         return _confirmation(grant, svc.submission(grant) or {"status": "delivered"})
     except FeedbackError as exc:
         return _page_failure(exc)
-    schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    schedule_delivery(services().settings, services().redis)
     return redirect(url_for("feedback.page", token=token), code=303)
 
 
@@ -749,9 +703,7 @@ OPERATIONS = [
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    metadata = app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
+    services(app).metadata.add_operations(OPERATIONS)
 
 
 # ---------------------------------------------------------------------------------- CLI

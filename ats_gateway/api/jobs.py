@@ -27,6 +27,7 @@ from ats_gateway.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from ats_gateway.extensions import services
 from ats_gateway.metadata import Operation
 from ats_gateway.metadata import Response as Documented
 from ats_gateway.security import public, require_scope
@@ -48,7 +49,7 @@ TIMESTAMP_HEADER = "X-ATS-Timestamp"
 
 
 def _service() -> JobsService:
-    return current_app.extensions["jobs"]
+    return services().jobs
 
 
 def _call(fn: Callable[[], Rendered]) -> Rendered:
@@ -255,6 +256,4 @@ OPERATIONS = [
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
-    metadata = app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
+    services(app).metadata.add_operations(OPERATIONS)

@@ -1,7 +1,7 @@
 """Published schemas: `GET /v1/schemas/{resource}` (JSON Schema 2020-12), `GET /v1/openapi.json`
 (OpenAPI 3.1) and `GET /docs` (the same document as plain HTML, nothing loaded from elsewhere).
 
-All three come from the live describe-built schemas of `app.extensions["metadata"]`, so a
+All three come from the live describe-built schemas of `services().metadata`, so a
 picklist value added in the org shows up here after the next describe refresh.
 
 Also here: the app-wide rendering of the metadata layer's exceptions (`InvalidInput` -> 422,
@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from ats_gateway.errors import NotFound, ServiceUnavailable, ValidationFailed
+from ats_gateway.extensions import services
 from ats_gateway.metadata import InvalidInput, Metadata, Operation, PermissionMissing
 from ats_gateway.metadata.openapi import Response as Resp
 
@@ -104,7 +105,7 @@ OPERATIONS = [
 
 
 def get_metadata(app: Flask | None = None) -> Metadata:
-    return (app or current_app).extensions["metadata"]
+    return services(app).metadata
 
 
 @bp.after_request

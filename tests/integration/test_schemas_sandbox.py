@@ -30,6 +30,7 @@ sandbox_server = pytest.importorskip(
 if not hasattr(sandbox_server, "start_in_thread"):  # pragma: no cover - depends on the sandbox
     pytest.skip("sandbox_org.server.start_in_thread does not exist yet", allow_module_level=True)
 
+from ats_gateway.extensions import services  # noqa: E402
 from sandbox_org.app import create_app as create_sandbox  # noqa: E402
 from sandbox_org.seed import DEMO_CREDENTIALS  # noqa: E402
 
@@ -97,7 +98,7 @@ def add_picklist_value(url: str, sobject: str, field: str, value: str) -> None:
 
 def test_picklist_value_added_in_the_org_is_accepted_after_refresh(sandbox, base_settings):
     app = create_app(settings_for(base_settings, sandbox.url))
-    metadata = app.extensions["metadata"]
+    metadata = services(app).metadata
     assert metadata.entry("interview_feedback").source == ORG
     client = app.test_client()
     value = f"Hire Later {uuid.uuid4().hex[:4]}"
