@@ -1,7 +1,8 @@
 """`/v1/applications`: submit (JSON or multipart with a resume), batch submit, status.
 
 Views parse the request, authorize it (API key scopes), call the applications service and
-render; every refusal is problem+json, and nothing is accepted (202) before it is stored.
+render; every refusal is problem+json (the service's errors through `api.PROBLEMS`), and
+nothing is accepted (202) before it is stored.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from flask import Blueprint, g, request, url_for
 
 from ats_gateway.errors import (
     BadRequest,
-    Conflict,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
 )
 from ats_gateway.extensions import services
 from ats_gateway.metadata.openapi import Operation
@@ -24,9 +22,6 @@ from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import enforce_browser_submission, require_scope
 from ats_gateway.services.applications import (
     ApplicationService,
-    DuplicateApplication,
-    IntakeRejected,
-    ResumeTooLarge,
     ResumeUpload,
 )
 from ats_gateway.services.applications.intake import inline_resume
@@ -195,14 +190,6 @@ def _idempotency_key() -> str | None:
     return raw
 
 
-def _raise(exc: IntakeRejected) -> None:
-    if isinstance(exc, DuplicateApplication):
-        raise Conflict(exc.detail, **exc.extensions) from None
-    if isinstance(exc, ResumeTooLarge):
-        raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
-    raise ValidationFailed(exc.errors, exc.detail, **exc.extensions) from None
-
-
 def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
     mimetype = request.mimetype
     if mimetype == JSON:
@@ -232,10 +219,7 @@ def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
 
 
 def _base64_resume(value: Any) -> ResumeUpload:
-    try:
-        upload = inline_resume({"resume": value})
-    except IntakeRejected as exc:
-        _raise(exc)
+    upload = inline_resume({"resume": value})
     assert upload is not None
     return upload
 
@@ -253,12 +237,7 @@ def _accepted_body(application_id: str) -> dict[str, Any]:
 def submit():
     """Validate and queue one application; 202 once it is stored durably."""
     data, resume = _read_submission()
-    try:
-        accepted = service().submit(
-            data, resume, idempotency_key=_idempotency_key(), scope=_scope()
-        )
-    except IntakeRejected as exc:
-        _raise(exc)
+    accepted = service().submit(data, resume, idempotency_key=_idempotency_key(), scope=_scope())
     # A replay schedules too: the first attempt may have stored the application and died
     # before scheduling it (one timer per queue, so this costs one Redis call).
     schedule_delivery(services().settings, services().redis)
@@ -278,10 +257,7 @@ def submit_batch():
     """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
     body = request.get_json(silent=True)
     items = body.get("applications") if isinstance(body, dict) else body
-    try:
-        result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
-    except IntakeRejected as exc:
-        _raise(exc)
+    result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
     for item in result["items"]:
         if item["status"] == 202:
             item["status_url"] = url_for("applications.status", application_id=item["id"])
