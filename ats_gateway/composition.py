@@ -216,11 +216,17 @@ def register_metrics(services: Services) -> None:
     jobs = services.jobs
 
     def snapshot_age() -> float:
-        pointer = jobs.store.pointer()
+        try:
+            pointer = jobs.store.pointer()
+        except redis.RedisError:  # Redis down: /readyz says so; a scrape must not fail
+            return float("nan")
         return -1.0 if pointer is None else pointer.age(jobs.clock())
 
     def snapshot_jobs() -> float:
-        return float(jobs.store.status().get("count") or 0)
+        try:
+            return float(jobs.store.status().get("count") or 0)
+        except redis.RedisError:
+            return float("nan")
 
     Gauge(
         "ats_gateway_jobs_snapshot_age_seconds",
