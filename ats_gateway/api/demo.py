@@ -23,6 +23,7 @@ returns the lines to print.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +31,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, redirect, send_from_directory
 
 from ats_gateway.errors import NotFound
+from ats_gateway.extensions import services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
-EXTENSION = "ats_demo"
+
+#: The demo keys of each app's key store, created once (they are derived, so never stale).
+_DEMO_KEYS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 bp = Blueprint("demo", __name__)
 
@@ -61,17 +65,17 @@ def demo_keys(app: Flask) -> dict[str, str]:
     Deterministic (derived from the signing secret), so every gateway process, the dev command
     and the tests agree on them without storing a plaintext anywhere.
     """
-    cached = app.extensions.get(EXTENSION)
-    if cached is None:
-        from ats_gateway.security import ensure_demo_keys, key_store
+    from ats_gateway.security import ensure_demo_keys
 
-        settings = app.config["SETTINGS"]
+    found = services(app)
+    cached = _DEMO_KEYS.get(found.key_store)
+    if cached is None:
         cached = ensure_demo_keys(
-            key_store(app),
-            signing_secret=settings.secret_key,
-            origins=demo_origins(settings.public_url),
+            found.key_store,
+            signing_secret=found.settings.secret_key,
+            origins=demo_origins(found.settings.public_url),
         )
-        app.extensions[EXTENSION] = cached
+        _DEMO_KEYS[found.key_store] = cached
     return cached
 
 
@@ -177,9 +181,7 @@ def config():
 @bp.get("/demo/status/<application_id>")
 def status(application_id: str):
     """The career site's backend: the status of one application (no candidate data in it)."""
-    from ats_gateway.api.applications import service
-
-    record = service().status(application_id)
+    record = services().applications.status(application_id)
     if record is None:
         raise NotFound(f"No application {application_id!r}.")
     return record, 200, {"Cache-Control": "no-store"}

@@ -31,6 +31,7 @@ from ats_gateway import create_app
 from ats_gateway.api.demo import demo_keys
 from ats_gateway.embedded import free_port
 from ats_gateway.embedded.stack import start_worker
+from ats_gateway.extensions import services
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
@@ -168,7 +169,7 @@ def live_server(base_settings, redis_url, tmp_path_factory):
         delivery_lease_seconds=15,
     )
     app = create_app(settings)
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     redis_client.flushdb()
     keys = demo_keys(app)
     worker = start_worker(

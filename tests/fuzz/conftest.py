@@ -12,6 +12,7 @@ import schemathesis
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
+from ats_gateway.extensions import services
 from ats_gateway.security import SCOPES, KeyStore
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.seed import DEMO_USERS
@@ -56,14 +57,14 @@ def fuzz_app(base_settings, redis_url, fuzz_sandbox):
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    app.extensions["redis"].flushdb()
-    assert app.extensions["jobs"].refresh().outcome == "refreshed"
+    services(app).redis.flushdb()
+    assert services(app).jobs.refresh().outcome == "refreshed"
     return app
 
 
 @pytest.fixture(scope="session")
 def fuzz_headers(fuzz_app) -> dict[str, str]:
-    _, secret = KeyStore(fuzz_app.extensions["redis"]).create(
+    _, secret = KeyStore(services(fuzz_app).redis).create(
         kind="secret", name="fuzzer", scopes=[s for s in SCOPES if s != "admin"]
     )
     return {"Authorization": f"Bearer {secret}"}

@@ -17,8 +17,9 @@ from sandbox_stack import admin_client, demo_connection
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
+from ats_gateway.extensions import services
 from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
@@ -69,9 +70,9 @@ def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
         delivery_lease_seconds=3,
     )
     app = create_app(settings)
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     redis_client.flushdb()
-    outbox = build_outbox(settings, redis_client)
+    outbox = Outbox.from_settings(redis_client, "applications", settings)
     _, secret = KeyStore(redis_client).create(
         kind="secret", name="board", scopes=["applications:write", "applications:read"]
     )

@@ -19,8 +19,9 @@ from sandbox_stack import admin_client, demo_connection, wait_for
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
+from ats_gateway.extensions import services
 from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 from ats_gateway.tasks import applications as tasks
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
@@ -68,7 +69,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     redis_client.flushdb()
     _, secret = KeyStore(redis_client).create(
         kind="secret", name="job board", scopes=["applications:write", "applications:read"]
@@ -94,7 +95,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
         http=app.test_client(),
         headers={"Authorization": f"Bearer {secret}"},
         redis=redis_client,
-        outbox=build_outbox(settings, redis_client),
+        outbox=Outbox.from_settings(redis_client, "applications", settings),
         worker=worker,
         admin=admin,
         sandbox=sandbox,

@@ -26,6 +26,7 @@ from ats_gateway.config import PROJECT_ROOT, ConnectionConfig
 from ats_gateway.connections import Connections
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
+from ats_gateway.extensions import services
 from ats_gateway.salesforce.errors import OperationNotAllowed
 from ats_gateway.salesforce.soql import inspect
 from ats_gateway.security import KeyStore
@@ -125,7 +126,7 @@ def stack(base_settings, redis_url, tmp_path_factory):
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     redis_client.flushdb()
     store = KeyStore(redis_client)
     _, recruiter = store.create(kind="secret", name="recruiter", scopes=["feedback:issue"])
@@ -324,10 +325,7 @@ def test_tampered_link_is_401(stack):
 
 def test_expired_link_is_410(stack):
     interview = next(stack.interviews)
-    links = stack.app.extensions.get("feedback_links")
-    if links is None:  # built on first use
-        stack.http.get("/v1/feedback/warm-up-token-warm-up-token")
-        links = stack.app.extensions["feedback_links"]
+    links = services(stack.app).links
     issued = links.issue(interview["Id"], _email(), ttl=60)
     real_clock = links.clock
     links.clock = lambda: real_clock() + 61
@@ -556,7 +554,7 @@ def test_page_refusals_are_friendly(stack):
     tampered = stack.http.get(f"/feedback/{token[:-4]}AAAA")
     assert tampered.status_code == 401 and tampered.mimetype == "text/html"
     assert "This link does not work" in tampered.get_data(as_text=True)
-    links = stack.app.extensions["feedback_links"]
+    links = services(stack.app).links
     issued = links.issue(interview["Id"], _email(), ttl=30)
     real_clock = links.clock
     links.clock = lambda: real_clock() + 31
@@ -594,7 +592,7 @@ def test_org_outage_is_retried_with_backoff_until_delivered(clean_org):
     requests.post(stack.sandbox.url + "/__sandbox__/faults", json={"error_rate": 1.0}, timeout=5)
     accepted = stack.http.post(f"/v1/feedback/{link['token']}", json=_valid_payload(form))
     assert accepted.status_code == 202  # accepted while the org is down
-    outbox = stack.app.extensions["feedback"].outbox
+    outbox = services(stack.app).feedback.outbox
     item_id = accepted.get_json()["id"]
     retried = wait_for(
         lambda: (r := outbox.get(item_id)) and r["attempts"] >= 2 and r, what="two failed attempts"
@@ -620,7 +618,7 @@ def test_refused_feedback_goes_to_the_dead_letter_queue_and_replays(clean_org):
     payload = {**_valid_payload(form), "comments": "TBD"}
     accepted = stack.http.post(f"/v1/feedback/{link['token']}", json=payload)
     assert accepted.status_code == 202
-    outbox = stack.app.extensions["feedback"].outbox
+    outbox = services(stack.app).feedback.outbox
     item_id = accepted.get_json()["id"]
     failed = wait_for(
         lambda: (r := outbox.get(item_id)) and r["status"] == "failed" and r, what="dead letter"
@@ -652,13 +650,13 @@ def test_redelivery_after_a_lost_answer_does_not_create_twice(stack):
     interview = next(stack.interviews)
     link = _issue(stack, interview["Id"], _email())
     form = stack.http.get(f"/v1/feedback/{link['token']}").get_json()
-    svc = stack.app.extensions["feedback"]
+    svc = services(stack.app).feedback
     grant = Grant(interview_id=interview["Id"], email=link["interviewer_email"])
     payload = svc._item(grant, svc.validate(svc.context(interview["Id"]), _valid_payload(form)))
     deliverer = build_deliverer(
-        stack.settings,
-        stack.redis,
         Connections(stack.settings, stack.redis).client("interview_feedback"),
+        services(stack.app).metadata,
+        services(stack.app).feedback_contexts,
     )
     notes: list[dict] = []
 
@@ -770,7 +768,7 @@ def test_a_draft_is_saved_resumed_and_dropped_once_submitted(stack):
     accepted = stack.http.post(f"/v1/feedback/{token}", json=_valid_payload(form))
     assert accepted.status_code == 202
     assert (
-        stack.app.extensions["feedback"].draft(
+        services(stack.app).feedback.draft(
             Grant(interview_id=interview["Id"], email=link["interviewer_email"])
         )
         is None

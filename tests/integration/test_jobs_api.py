@@ -22,6 +22,7 @@ from ats_gateway.api.jobs import sign_hook
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, worker_argv
+from ats_gateway.extensions import services
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.security import KeyStore
 from ats_gateway.services.jobs.text import fold, strip_html, words
@@ -71,7 +72,7 @@ def gateway(jobs_settings):
 
 @pytest.fixture(scope="module")
 def api_key(gateway) -> str:
-    _, plaintext = KeyStore(gateway.extensions["redis"]).create(
+    _, plaintext = KeyStore(services(gateway).redis).create(
         kind="secret", name="jobs tests", scopes=["jobs:read"], rate_limit="100000/minute"
     )
     return plaintext
@@ -148,7 +149,7 @@ def usage(sandbox) -> int:
 
 
 def refresh(gateway) -> None:
-    assert gateway.extensions["jobs"].refresh().outcome == "refreshed"
+    assert services(gateway).jobs.refresh().outcome == "refreshed"
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1) -> bool:
 
 
 def test_listing_requests_cost_at_most_two_org_calls(gateway, api, sandbox):
-    gateway.extensions["jobs"].store.clear()  # start with no snapshot at all
+    services(gateway).jobs.store.clear()  # start with no snapshot at all
     combos = [
         {"department": dept, "workplace_type": wp, "sort": sort}
         for dept in ("Engineering", "Sales", "Marketing", "Finance", "People")
@@ -345,7 +346,7 @@ def test_a_cursor_from_another_query_is_422(api):
 
 def test_the_key_needs_jobs_read(gateway, api):
     assert api.client.get("/v1/jobs").status_code == 401
-    _, other = KeyStore(gateway.extensions["redis"]).create(
+    _, other = KeyStore(services(gateway).redis).create(
         kind="secret", name="writer", scopes=["applications:write"]
     )
     forbidden = api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {other}"})
@@ -442,7 +443,7 @@ def test_a_job_closed_in_the_org_disappears_within_the_staleness_bound(
 
 def test_the_beat_task_refreshes_on_a_worker(gateway, worker):
     celery = gateway.extensions["celery"]
-    store = gateway.extensions["jobs"].store
+    store = services(gateway).jobs.store
     store.clear()
     result = celery.send_task(REFRESH_TASK).get(timeout=30)
     assert result["outcome"] == "refreshed" and result["count"] > 0
@@ -459,7 +460,7 @@ def test_refresh_failures_keep_the_last_snapshot_and_show_in_readyz(gateway, api
     requests.post(faults, json={"error_rate": 1.0}, timeout=5).raise_for_status()
     try:
         with pytest.raises(Exception, match="Unavailable"):
-            gateway.extensions["jobs"].refresh()
+            services(gateway).jobs.refresh()
         ready = gateway.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
         assert ready["status"] == "degraded"
         assert "Unavailable" in ready["last_error"]
@@ -499,7 +500,7 @@ def test_a_cursor_continues_consistently_after_a_refresh(gateway, api, org):
     assert titles == sorted(titles)
     assert ids[:3] == [j["id"] for j in second_before["data"][:3]]
     assert ids[3:9] == [j["id"] for j in second_before["data"][4:10]]
-    store = gateway.extensions["jobs"].store
+    store = services(gateway).jobs.store
     current = store.pointer()
     assert store.redis.ttl(store.key(f"snapshot:{current.version}")) == -1  # never expires
 
@@ -513,12 +514,12 @@ def test_beat_schedule_and_metrics(gateway, jobs_settings):
     jobs_line = next(
         line for line in text.splitlines() if line.startswith("ats_gateway_jobs_snapshot_jobs ")
     )
-    assert float(jobs_line.split()[1]) == gateway.extensions["jobs"].index().n > 0
+    assert float(jobs_line.split()[1]) == services(gateway).jobs.index().n > 0
     assert "ats_gateway_jobs_snapshot_age_seconds" in text
 
 
 def test_no_snapshot_and_the_org_down_is_503_problem_json(gateway, api, sandbox):
-    store = gateway.extensions["jobs"].store
+    store = services(gateway).jobs.store
     faults = f"{sandbox.url}/__sandbox__/faults"
     requests.post(faults, json={"error_rate": 1.0}, timeout=5).raise_for_status()
     try:
@@ -560,6 +561,6 @@ def test_a_picklist_value_added_in_the_org_is_accepted_after_describe_refresh(
         json={"add_picklist_values": ["Research"]},
         timeout=5,
     ).raise_for_status()
-    gateway.extensions["metadata"].refresh(force=True)
+    services(gateway).metadata.refresh(force=True)
     body = api.ok("/v1/jobs", {"department": "Research"})
     assert body["meta"]["total"] == 0 and body["data"] == []

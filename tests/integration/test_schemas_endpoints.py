@@ -7,12 +7,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ats_gateway import create_app
+from ats_gateway import create_app, security
 from ats_gateway.metadata.examples import invalid_variants, valid_example
 
 DB = 12  # a Redis database of its own: accepted applications must not reach other tests
-
-security = pytest.importorskip("ats_gateway.security")
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,13 @@ import requests
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig, Settings
+from ats_gateway.extensions import services
 from ats_gateway.metadata import build_metadata
 from ats_gateway.metadata.cache import ORG
 from ats_gateway.metadata.cli import cmd_doctor
-
-sandbox_server = pytest.importorskip(
-    "sandbox_org.server", reason="the sandbox org (sandbox_org) is not there yet"
-)
-if not hasattr(sandbox_server, "start_in_thread"):  # pragma: no cover - depends on the sandbox
-    pytest.skip("sandbox_org.server.start_in_thread does not exist yet", allow_module_level=True)
-
-from sandbox_org.app import create_app as create_sandbox  # noqa: E402
-from sandbox_org.seed import DEMO_CREDENTIALS  # noqa: E402
+from sandbox_org import server as sandbox_server
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.seed import DEMO_CREDENTIALS
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 
@@ -97,7 +92,7 @@ def add_picklist_value(url: str, sobject: str, field: str, value: str) -> None:
 
 def test_picklist_value_added_in_the_org_is_accepted_after_refresh(sandbox, base_settings):
     app = create_app(settings_for(base_settings, sandbox.url))
-    metadata = app.extensions["metadata"]
+    metadata = services(app).metadata
     assert metadata.entry("interview_feedback").source == ORG
     client = app.test_client()
     value = f"Hire Later {uuid.uuid4().hex[:4]}"

@@ -11,9 +11,10 @@ from faultkit import Stack, connection, demo_user
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
 from ats_gateway.embedded import EmbeddedRedis
+from ats_gateway.extensions import services
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
@@ -58,7 +59,7 @@ def stack(reliability_redis, reliability_sandbox, base_settings, tmp_path_factor
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     _, secret = KeyStore(redis_client).create(
         kind="secret", name="fault suite", scopes=["applications:write", "applications:read"]
     )
@@ -92,14 +93,14 @@ def stack(reliability_redis, reliability_sandbox, base_settings, tmp_path_factor
     # The job snapshot is loaded before any fault, as it is in a running deployment (intake
     # checks "is this job open" against it; with no snapshot and the org down, each submission
     # waits for a failed load, which is a separate finding, not what these tests measure).
-    assert app.extensions["jobs"].refresh().outcome == "refreshed"
+    assert services(app).jobs.refresh().outcome == "refreshed"
     log_dir = tmp_path_factory.mktemp("reliability-logs")
     the_stack = Stack(
         settings=settings,
         app=app,
         redis_server=reliability_redis,
         redis=redis_client,
-        outbox=build_outbox(settings, redis_client),
+        outbox=Outbox.from_settings(redis_client, "applications", settings),
         sandbox=reliability_sandbox,
         admin=admin,
         headers={"Authorization": f"Bearer {secret}"},
