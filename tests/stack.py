@@ -36,7 +36,7 @@ fixture of the same name: ``sandbox_options``, ``stack_connections``, ``stack_ov
 
 Factories (context managers and functions, for any fixture scope or inside a test):
 ``running_sandbox``, ``gateway_settings``, ``build_gateway``, ``running_worker``,
-``running_gunicorn``, ``demo_connection``, ``admin_client``, ``open_job_ids``,
+``running_beat``, ``running_gunicorn``, ``demo_connection``, ``admin_client``, ``open_job_ids``,
 ``secret_headers``, ``set_faults`` / ``clear_sandbox`` / ``api_calls``, ``wait_for``.
 """
 
@@ -58,7 +58,7 @@ import requests
 from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port
-from ats_gateway.embedded.stack import child_env, gunicorn_argv, start_worker
+from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, start_worker
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.security import KeyStore
 from sandbox_org.app import create_app as create_sandbox
@@ -229,6 +229,18 @@ def celery_of(app: Any) -> Any:
 def running_worker(settings: Settings, app: Any, log_dir: Path, **options: Any) -> ManagedProcess:
     """A started real Celery worker process on `settings` (stop it when done)."""
     return start_worker(settings, celery_of(app), log_dir, **options)
+
+
+def running_beat(settings: Settings, log_dir: Path) -> ManagedProcess:
+    """Celery beat with the app's schedule (the delivery sweep, the jobs refresh), started, as
+    `ats-gateway dev` and a production deployment run it."""
+    return ManagedProcess(
+        "beat",
+        beat_argv(str(Path(log_dir) / "celerybeat-schedule")),
+        env=child_env(settings),
+        cwd=PROJECT_ROOT,
+        log_path=Path(log_dir) / "beat.log",
+    ).start()
 
 
 def running_gunicorn(
