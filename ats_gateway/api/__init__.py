@@ -6,11 +6,22 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from ats_gateway.api import applications, demo, feedback, jobs, meta, schemas
+    from ats_gateway.api import (
+        applications,
+        demo,
+        feedback,
+        jobs,
+        meta,
+        receipts,
+        schemas,
+        webhooks,
+    )
 
     app.register_blueprint(meta.bp)
     schemas.init_app(app)
     app.register_blueprint(applications.bp)
     jobs.init_app(app)
     feedback.init_app(app)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(receipts.bp)
     demo.init_app(app)  # /demo, only in dev mode or when enabled

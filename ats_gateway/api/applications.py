@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request, url_for
 
+from ats_gateway.api.receipts import receipt_url
 from ats_gateway.errors import (
     BadRequest,
     Conflict,
@@ -46,6 +47,10 @@ ACCEPTED = {
         "id": {"type": "string", "description": "The application's reference at the gateway."},
         "status": {"type": "string", "enum": STATUS_VALUES},
         "status_url": {"type": "string", "description": "Poll it: GET /v1/applications/{id}."},
+        "receipt_url": {
+            "type": "string",
+            "description": "Publishable keys only: the candidate's own status page (expires).",
+        },
     },
 }
 STATUS = {
@@ -240,6 +245,7 @@ def service(app: Flask | None = None) -> ApplicationService:
             app.extensions["metadata"],
             job_is_open=_job_snapshot_check(app),
         )
+        svc.job_title = _job_title(app)
         app.extensions["applications"] = svc
     return svc
 
@@ -261,6 +267,20 @@ def _job_snapshot_check(app: Flask):
             return None
 
     return is_open
+
+
+def _job_title(app: Flask):
+    """A job's title from the jobs snapshot (for the candidate's receipt), or None."""
+
+    def title(job_id: str) -> str | None:
+        jobs = app.extensions.get("jobs")
+        try:
+            doc = jobs.index().get(job_id) if jobs is not None and job_id else None
+        except JobsError:
+            return None
+        return None if doc is None else doc.get("bpats__Job_Title__c") or doc.get("title")
+
+    return title
 
 
 def _scope() -> str:
@@ -346,6 +366,9 @@ def submit():
     # before scheduling it (one timer per queue, so this costs one Redis call).
     schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
     body = _accepted_body(accepted.id)
+    key = getattr(g, "api_key", None)
+    if key is not None and key.publishable:  # [17] the candidate's own status page
+        body["receipt_url"] = receipt_url(accepted.id)
     headers = {"Location": body["status_url"]}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -28,6 +28,7 @@ from ats_gateway.services.applications.runtime import (
     build_deliverer,
     build_outbox,
 )
+from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.tasks.drain import (
     drain_on_worker_start,
     run_drain,
@@ -35,6 +36,7 @@ from ats_gateway.tasks.drain import (
     sweep_schedule,
     task_name,
 )
+from ats_gateway.tasks.webhooks import runtime as webhooks_runtime
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,10 @@ def _runtime() -> dict[str, Any]:
         client = get_connections(app).client(CONNECTION)
         runtime = {
             "outbox": build_outbox(settings, redis_client),
-            "deliverer": build_deliverer(settings, client, app.extensions["metadata"]),
+            "deliverer": NotifyingDeliverer(  # [17] outcomes become webhook events
+                build_deliverer(settings, client, app.extensions["metadata"]),
+                webhooks_runtime(app).publisher,
+            ),
         }
         app.extensions["applications_delivery"] = runtime
     return runtime
