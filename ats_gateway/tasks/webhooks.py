@@ -170,3 +170,177 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "webhooks-sweep": {"task": SWEEP_TASK, "schedule": seconds, "options": {"expires": seconds}}
     }
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+HELP = """Webhook endpoints and their dead letters.
+
+  ats-gateway webhooks add --key KEY_ID --url URL [--event TYPE ...]   (prints the secret once)
+  ats-gateway webhooks list [--key KEY_ID] [--json]
+  ats-gateway webhooks remove ENDPOINT_ID
+  ats-gateway webhooks test ENDPOINT_ID            (queues a signed webhook.test event)
+  ats-gateway webhooks dlq list [--json]
+  ats-gateway webhooks dlq replay ENDPOINT_ID EVENT_ID | --all
+"""
+
+
+def add_commands(sub: Any) -> None:
+    import argparse
+
+    from ats_gateway.services.webhooks import EVENT_TYPES
+
+    hooks = sub.add_parser(
+        "webhooks",
+        help="manage webhook endpoints and their dead letters",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hooks.set_defaults(handler=lambda args: (hooks.print_help(), 2)[1])
+    actions = hooks.add_subparsers(title="webhooks commands", metavar="ACTION")
+    add = actions.add_parser("add", help="register an endpoint for a key")
+    add.add_argument("--key", required=True, help="the API key id (its applications' events)")
+    add.add_argument("--url", required=True)
+    add.add_argument("--event", action="append", choices=EVENT_TYPES, dest="events")
+    add.set_defaults(handler=cmd_add)
+    listing = actions.add_parser("list", help="endpoints, oldest first")
+    listing.add_argument("--key")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+    remove = actions.add_parser("remove", help="delete an endpoint")
+    remove.add_argument("id")
+    remove.set_defaults(handler=cmd_remove)
+    test = actions.add_parser("test", help="send a signed webhook.test event")
+    test.add_argument("id")
+    test.set_defaults(handler=cmd_test)
+    dlq = actions.add_parser("dlq", help="dead-lettered events")
+    dlq.set_defaults(handler=lambda args: (dlq.print_help(), 2)[1])
+    dlq_actions = dlq.add_subparsers(title="dlq commands", metavar="ACTION")
+    dlq_list = dlq_actions.add_parser("list", help="dead letters of every endpoint")
+    dlq_list.add_argument("--json", action="store_true")
+    dlq_list.set_defaults(handler=cmd_dlq_list)
+    replay = dlq_actions.add_parser("replay", help="queue dead letters again")
+    replay.add_argument("endpoint", nargs="?")
+    replay.add_argument("event", nargs="?")
+    replay.add_argument("--all", action="store_true")
+    replay.set_defaults(handler=cmd_dlq_replay)
+
+
+def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
+    from ats_gateway.services.delivery import Outbox
+
+    settings = settings or Settings.from_env()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    return build_webhooks(settings, client, Outbox.from_settings(client, "applications", settings))
+
+
+def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:
+    """Ask the workers to send now (a bare Celery client on the broker sends by name)."""
+    from celery import Celery
+
+    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    try:
+        for endpoint_id in endpoint_ids:
+            client.send_task(SEND_TASK, args=[endpoint_id])
+    finally:
+        client.close()
+
+
+def _out(text: str) -> None:
+    import sys
+
+    sys.stdout.write(text + "\n")
+
+
+def cmd_add(args: Any, settings: Settings | None = None) -> int:
+    from ats_gateway.services.webhooks import InvalidEndpoint
+
+    hooks = _cli_runtime(settings)
+    try:
+        endpoint = hooks.registry.create(f"key:{args.key}", args.url, args.events)
+    except InvalidEndpoint as exc:
+        _out(f"error: {exc.field}: {exc.message}")
+        return 2
+    _out(f"{endpoint.id}  {endpoint.url}  {' '.join(sorted(endpoint.events))}")
+    _out(f"secret (shown once): {endpoint.secret}")
+    return 0
+
+
+def cmd_list(args: Any, settings: Settings | None = None) -> int:
+    import json
+
+    hooks = _cli_runtime(settings)
+    endpoints = hooks.registry.list(f"key:{args.key}" if args.key else None)
+    if args.json:
+        _out(json.dumps([{**e.to_public_dict(), "owner": e.owner} for e in endpoints], indent=2))
+    else:
+        lines = [f"{e.id}  {e.owner}  {e.url}  {' '.join(sorted(e.events))}" for e in endpoints]
+        _out("\n".join(lines) or "no endpoints")
+    return 0
+
+
+def cmd_remove(args: Any, settings: Settings | None = None) -> int:
+    ok = _cli_runtime(settings).registry.remove(args.id)
+    _out("removed" if ok else f"no endpoint {args.id}")
+    return 0 if ok else 1
+
+
+def cmd_test(args: Any, settings: Settings | None = None) -> int:
+    import json
+    import uuid
+
+    from ats_gateway.services.webhooks.events import iso
+
+    hooks = _cli_runtime(settings)
+    if hooks.registry.get(args.id) is None:
+        _out(f"no endpoint {args.id}")
+        return 1
+    message_id = "msg_" + uuid.uuid4().hex
+    body = json.dumps(
+        {"type": "webhook.test", "timestamp": iso(time.time()), "data": {"endpoint_id": args.id}},
+        separators=(",", ":"),
+    )
+    hooks.queue(args.id).put({"type": "webhook.test", "body": body}, item_id=message_id)
+    _send_from_cli(hooks.settings, [args.id])
+    _out(f"queued {message_id}")
+    return 0
+
+
+def cmd_dlq_list(args: Any, settings: Settings | None = None) -> int:
+    import json
+
+    hooks = _cli_runtime(settings)
+    rows = []
+    for endpoint in hooks.registry.list():
+        for record in hooks.queue(endpoint.id).dead_letters():
+            rows.append({"endpoint_id": endpoint.id, **record})
+    if args.json:
+        _out(json.dumps(rows, indent=2, default=str))
+    else:
+        lines = [
+            f"{r['endpoint_id']}  {r['id']}  {(r.get('error') or {}).get('code', '')}" for r in rows
+        ]
+        _out("\n".join(lines) or "no dead letters")
+    return 0
+
+
+def cmd_dlq_replay(args: Any, settings: Settings | None = None) -> int:
+    hooks = _cli_runtime(settings)
+    touched, count = [], 0
+    if args.all:
+        for endpoint in hooks.registry.list():
+            n = hooks.queue(endpoint.id).replay_all()
+            if n:
+                touched.append(endpoint.id)
+                count += n
+    elif args.endpoint and args.event:
+        if hooks.queue(args.endpoint).replay(args.event):
+            touched.append(args.endpoint)
+            count = 1
+    else:
+        _out("give ENDPOINT_ID EVENT_ID, or --all")
+        return 2
+    if touched:
+        _send_from_cli(hooks.settings, touched)
+    _out(f"replayed {count}")
+    return 0 if count or args.all else 1
