@@ -108,4 +108,6 @@ def show(token: str):
         )
         headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
         return page, 200, {**headers, "Content-Type": "text/html; charset=utf-8"}
+    # A capability without cookies: any career site's page may read it.
+    headers["Access-Control-Allow-Origin"] = "*"
     return view, 200, headers
