@@ -30,6 +30,7 @@ from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
 from ats_gateway.tasks import applications as dlq_cli
+from ats_gateway.tasks import webhooks as webhooks_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     metadata_cli.add_commands(sub)
     dlq_cli.add_commands(sub)
     add_feedback_link_command(sub)
+    webhooks_cli.add_commands(sub)
     return parser
 
 

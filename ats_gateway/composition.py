@@ -18,7 +18,8 @@ metadata                      ``metadata.build_metadata(settings, redis, fetcher
 jobs                          ``services.jobs.build_service``
 applications_outbox           ``services.delivery.Outbox.from_settings(redis, "applications")``
 applications                  ``services.applications.runtime.build_service``
-applications_deliverer        ``services.applications.runtime.build_deliverer``
+applications_deliverer        ``services.applications.runtime.build_deliverer``, wrapped in
+                              ``services.webhooks.NotifyingDeliverer`` (outcomes -> webhooks)
 feedback_outbox               ``services.delivery.Outbox.from_settings(redis, "feedback")``
 feedback_contexts             ``services.feedback.runtime.build_contexts``
 feedback                      ``services.feedback.runtime.build_service``
@@ -27,6 +28,8 @@ links                         ``security.links.FeedbackLinks(redis, secret_key)`
 link_issuer                   ``services.feedback.issuing.LinkIssuer``
 key_store                     ``security.keys.KeyStore(redis)``
 origin_index                  ``security.cors.OriginIndex(key_store)``
+webhooks                      ``services.webhooks.runtime.build_webhooks`` ([17])
+receipts                      ``services.applications.receipts.Receipts`` ([17])
 ============================  =====================================================
 
 Not here, on purpose: the Celery app (``tasks.celery_init_app``; Flask's convention keeps it
@@ -56,13 +59,16 @@ from ats_gateway.security.cors import OriginIndex
 from ats_gateway.security.keys import PUBLISHABLE, SECRET, KeyStore
 from ats_gateway.security.links import FeedbackLinks
 from ats_gateway.services import jobs as jobs_layer
-from ats_gateway.services.applications import ApplicationsDeliverer, ApplicationService
+from ats_gateway.services.applications import ApplicationService
 from ats_gateway.services.applications import runtime as applications_runtime
+from ats_gateway.services.applications.receipts import Receipts
 from ats_gateway.services.delivery import Outbox
 from ats_gateway.services.feedback import ContextReader, FeedbackDeliverer, FeedbackService
 from ats_gateway.services.feedback import runtime as feedback_runtime
 from ats_gateway.services.feedback.issuing import LinkIssuer
 from ats_gateway.services.jobs import JobsError, JobsService
+from ats_gateway.services.webhooks import NotifyingDeliverer
+from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
 
 __all__ = ["Services", "build_redis", "build_services", "init_app"]
 
@@ -80,7 +86,7 @@ class Services:
     jobs: JobsService
     applications_outbox: Outbox
     applications: ApplicationService
-    applications_deliverer: ApplicationsDeliverer
+    applications_deliverer: NotifyingDeliverer
     feedback_outbox: Outbox
     feedback_contexts: ContextReader
     feedback: FeedbackService
@@ -89,6 +95,8 @@ class Services:
     link_issuer: LinkIssuer
     key_store: KeyStore
     origin_index: OriginIndex
+    webhooks: WebhooksRuntime
+    receipts: Receipts | None
 
 
 def build_redis(settings: Settings) -> redis.Redis:
@@ -115,8 +123,19 @@ def build_services(settings: Settings) -> Services:
     applications = applications_runtime.build_service(
         settings, applications_outbox, metadata, job_is_open=job_snapshot_check(jobs)
     )
-    applications_deliverer = applications_runtime.build_deliverer(
-        settings, connections.client(applications_runtime.CONNECTION), metadata
+    applications.job_title = job_title_lookup(jobs)
+    webhooks = build_webhooks(
+        settings,
+        redis_client,
+        applications_outbox,
+        on_enqueued=lambda ids: _schedule_webhook_sends(redis_client, ids),
+    )
+    # [17] delivery outcomes become webhook events for the submitting key
+    applications_deliverer = NotifyingDeliverer(
+        applications_runtime.build_deliverer(
+            settings, connections.client(applications_runtime.CONNECTION), metadata
+        ),
+        webhooks.publisher,
     )
 
     feedback_client = feedback_runtime.connection_client(settings, connections.client)
@@ -148,6 +167,16 @@ def build_services(settings: Settings) -> Services:
         link_issuer=LinkIssuer(links, feedback_contexts, settings),
         key_store=key_store,
         origin_index=OriginIndex(key_store),
+        webhooks=webhooks,
+        receipts=(
+            Receipts(
+                settings.secret_key,
+                applications_outbox,
+                max_age=settings.application_status_ttl_days * 86400,
+            )
+            if settings.secret_key
+            else None  # receipts are signed: no secret, no receipt_url
+        ),
     )
     register_checks(services)
     register_metrics(services)
@@ -158,6 +187,25 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
+
+
+def job_title_lookup(jobs: JobsService):
+    """A job's title from the jobs snapshot (for the candidate's receipt), or None."""
+
+    def title(job_id: str) -> str | None:
+        try:
+            doc = jobs.index().get(job_id) if job_id else None
+        except JobsError:
+            return None
+        return None if doc is None else doc.get("bpats__Job_Title__c") or doc.get("title")
+
+    return title
+
+
+def _schedule_webhook_sends(redis_client: redis.Redis, endpoint_ids) -> None:
+    from ats_gateway.tasks.webhooks import schedule_sends  # needs the Celery app at call time
+
+    schedule_sends(redis_client, endpoint_ids)
 
 
 def job_snapshot_check(jobs: JobsService):

@@ -39,6 +39,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
         600,
     ),
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
+    "webhooks": ([], ["--events", "300"], 300),
 }
 
 

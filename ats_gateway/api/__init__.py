@@ -88,7 +88,17 @@ def init_problems(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from ats_gateway.api import applications, demo, feedback, feedback_page, jobs, meta, schemas
+    from ats_gateway.api import (
+        applications,
+        demo,
+        feedback,
+        feedback_page,
+        jobs,
+        meta,
+        receipts,
+        schemas,
+        webhooks,
+    )
 
     init_problems(app)
     app.register_blueprint(meta.bp)
@@ -97,4 +107,6 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app)
     feedback.init_app(app)
     app.register_blueprint(feedback_page.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(receipts.bp)
     demo.init_app(app)  # /demo, only in dev mode or when enabled

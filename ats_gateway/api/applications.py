@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 
+from ats_gateway.api.receipts import receipt_url
 from ats_gateway.errors import (
     BadRequest,
     NotFound,
@@ -38,6 +39,10 @@ ACCEPTED = {
         "id": {"type": "string", "description": "The application's reference at the gateway."},
         "status": {"type": "string", "enum": STATUS_VALUES},
         "status_url": {"type": "string", "description": "Poll it: GET /v1/applications/{id}."},
+        "receipt_url": {
+            "type": "string",
+            "description": "Publishable keys only: the candidate's own status page (expires).",
+        },
     },
 }
 STATUS = {
@@ -242,6 +247,9 @@ def submit():
     # before scheduling it (one timer per queue, so this costs one Redis call).
     schedule_delivery(services().settings, services().redis)
     body = _accepted_body(accepted.id)
+    key = getattr(g, "api_key", None)
+    if key is not None and key.publishable:  # [17] the candidate's own status page
+        body["receipt_url"] = receipt_url(accepted.id)
     headers = {"Location": body["status_url"]}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -11,10 +11,8 @@ What the gateway adds for the page, and nothing more:
   would paste into their own site's configuration. The key is `Settings.demo_publishable_key`
   or, when that is empty, the demo key derived from the signing secret
   (`ats_gateway.security.ensure_demo_keys`), bound to the origins of `demo_origins()`;
-* `GET /demo/status/{id}`: the status of an application, standing in for the career site's
-  own server. The page follows `status_url` with its publishable key first; only when the API
-  refuses that key (401/403: reading statuses may need `applications:read`, which a
-  publishable key cannot hold) does it ask this relay, as a real site would ask its backend.
+* nothing for statuses: the page follows the `receipt_url` of the 202 (the candidate's own
+  capability URL, `GET /v1/receipts/{token}`), so a career site needs no server-side relay.
 
 For `ats-gateway dev`: `announce_demo(settings, data_dir)` creates the demo keys, writes
 `<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK, ATS_FEEDBACK_URL, for the README's tour) and
@@ -176,15 +174,6 @@ def config():
         "docs_url": _api_base() + "/docs",
     }
     return body, 200, {"Cache-Control": "no-store"}
-
-
-@bp.get("/demo/status/<application_id>")
-def status(application_id: str):
-    """The career site's backend: the status of one application (no candidate data in it)."""
-    record = services().applications.status(application_id)
-    if record is None:
-        raise NotFound(f"No application {application_id!r}.")
-    return record, 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/demo/<path:filename>")
