@@ -55,6 +55,7 @@ class Settings:
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
     max_body_bytes: int = 8 * 1024 * 1024
+    body_read_timeout: float = 10.0  # a whole request body must arrive within this
     schemas_dir: str = str(PACKAGE_SCHEMAS)
     sf_connect_timeout: float = 5.0
     sf_read_timeout: float = 30.0

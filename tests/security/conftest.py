@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from sandbox_stack import demo_connection
 
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
@@ -21,7 +22,6 @@ from ats_gateway.embedded.stack import child_env, gunicorn_argv
 from ats_gateway.security import KeyStore
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
-from sandbox_stack import demo_connection
 
 SECURITY_DB = "/11"
 ORIGIN = "https://careers.example.com"
