@@ -356,7 +356,7 @@ def submit():
 
 
 @bp.post("/v1/applications/batch")
-@require_scope("applications:write", accepts=(JSON,))
+@require_scope("applications:write", accepts=(JSON,), server_only=True)
 def submit_batch():
     """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
     body = request.get_json(silent=True)
