@@ -280,6 +280,14 @@ def _idempotency_key() -> str | None:
 
 def _raise(exc: IntakeRejected) -> None:
     if isinstance(exc, DuplicateApplication):
+        key = getattr(g, "api_key", None)
+        if key is None or key.publishable:
+            # Anyone holding the career site's key could otherwise learn that a named person
+            # applied, and the org's ids: a browser hears only "already applied".
+            raise Conflict(
+                "An application from this email to this job was already received.",
+                reason="duplicate_application",
+            ) from None
         raise Conflict(exc.detail, **exc.extensions) from None
     if isinstance(exc, ResumeTooLarge):
         raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
@@ -377,7 +385,9 @@ def submit_batch():
 @require_scope("applications:read", accepts=(JSON,))
 def status(application_id: str):
     """What became of an application: queued, delivering, delivered, failed or duplicate."""
-    record = service().status(application_id)
+    key = g.api_key
+    owner = None if "admin" in key.scopes else _scope()
+    record = service().status(application_id, owner=owner)
     if record is None:
         raise NotFound(f"No application {application_id!r} (status records last 30 days).")
     return record, 200, {"Cache-Control": "no-store"}

@@ -123,13 +123,13 @@ def test_a_board_reads_only_its_own_applications(security_stack):
     assert admin.status_code == 200
 
 
-@pytest.mark.parametrize("field_count", [700])
+@pytest.mark.parametrize("field_count", [550])
 def test_unknown_fields_answer_a_bounded_error(security_stack, field_count):
     stack = security_stack
-    junk = {f"junk_{i:04d}": "x" for i in range(field_count)}
+    junk = {f"j{i}": "x" for i in range(field_count)}
     items = [{**_candidate("a0000000000000AAA", str(i)), **junk} for i in range(1000)]
     payload = json.dumps({"applications": items}).encode()
-    assert len(payload) > 7_000_000
+    assert 7_000_000 < len(payload) < 8_000_000
     r = stack.post(
         "/v1/applications/batch",
         data=payload,
