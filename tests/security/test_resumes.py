@@ -18,13 +18,13 @@ DOCUMENT_XML = (
 )
 
 
-def docx(**extra: bytes) -> bytes:
+def docx(extra: dict[str, bytes] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", b"<Types/>")
         archive.writestr("word/document.xml", DOCUMENT_XML)
-        for name, data in extra.items():
-            archive.writestr(name.replace("__", "/"), data)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -41,10 +41,10 @@ def _submit(stack, data: bytes, filename: str):
 
 
 HOSTILE = {
-    "zip bomb": (docx(word__media__pad_bin=b"\0" * 200_000_000), "cv.docx"),
-    "vba macros": (docx(word__vbaProject_bin=OLE2 + b"\0" * 512), "cv.docx"),
+    "zip bomb": (docx({"word/media/pad.bin": b"\0" * 60_000_000}), "cv.docx"),
+    "vba macros": (docx({"word/vbaProject.bin": OLE2 + b"\0" * 512}), "cv.docx"),
     "embedded program": (
-        docx(word__embeddings__oleObject1_bin=OLE2 + b"MZ\x90\x00" + b"\0" * 512),
+        docx({"word/embeddings/oleObject1.bin": OLE2 + b"MZ\x90\x00" + b"\0" * 512}),
         "cv.docx",
     ),
     "ole junk": (OLE2 + bytes(range(256)) * 8, "cv.doc"),
