@@ -1,11 +1,20 @@
-"""Operational endpoints: liveness, readiness, Prometheus metrics."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics.
+
+`/healthz` and the plain ready flag of `/readyz` are public (load balancers); the checks
+behind it (org id, instance URL, API usage, dead letters) and `/metrics` are for operators:
+a key with the `operator` (or `admin`) scope.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import os
+
+from flask import Blueprint, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from ats_gateway.extensions import get_metrics, get_readiness
+from ats_gateway.security import public, require_scope
+from ats_gateway.security.access import authenticate
 
 bp = Blueprint("meta", __name__)
 
@@ -17,14 +26,31 @@ def healthz():
 
 
 @bp.get("/readyz")
+@public()
 def readyz():
-    """Each dependency by name with its state; 503 when any is failing."""
+    """Ready or not (200/503) for anyone; each dependency by name for an operator's key."""
     ready, checks = get_readiness(current_app).run()
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    body = {"status": "ok" if ready else "unavailable"}
+    if _operator():
+        body["checks"] = checks
     return body, 200 if ready else 503
 
 
 @bp.get("/metrics")
+@require_scope("operator")
 def metrics():
-    registry = get_metrics(current_app).registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Under gunicorn every worker writes its own samples; answer for all of them.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = get_metrics(current_app).registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _operator() -> bool:
+    if "Authorization" not in request.headers:
+        return False
+    authenticate()
+    key = getattr(g, "api_key", None)
+    return key is not None and key.allows("operator")

@@ -101,7 +101,7 @@ def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory)
     log_path = tmp_path_factory.mktemp("security-logs") / "gateway.log"
     process = ManagedProcess(
         "gateway",
-        gunicorn_argv("127.0.0.1", port, workers=2, threads=4),
+        gunicorn_argv("127.0.0.1", port, workers=2),
         env=child_env(settings),
         cwd=PROJECT_ROOT,
         ready=lambda: requests.get(url + "/healthz", timeout=1).ok,

@@ -48,7 +48,7 @@ def test_metrics_are_for_operators_and_whole(security_stack):
         return {
             line.split(" ")[0]
             for line in text.splitlines()
-            if line.startswith("ats_gateway_requests_total")
+            if line.startswith("ats_gateway_http_requests_total")
         }
 
     assert series(first) == series(second) or series(first) <= series(second)
