@@ -2,18 +2,23 @@
 
 `/healthz` and the plain ready flag of `/readyz` are public (load balancers); the checks
 behind it (org id, instance URL, API usage, dead letters) and `/metrics` are for operators:
-a key with the `operator` (or `admin`) scope.
+a key with the `operator` (or `admin`) scope, or a client address inside
+`ATS_GATEWAY_OPERATOR_NETWORKS` (e.g. the monitoring network; empty by default; `ats-gateway
+dev` sets loopback). The address rule keeps readiness detail readable when Redis, and so the
+key store, is down.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from ats_gateway.errors import Forbidden, Unauthorized
 from ats_gateway.extensions import get_metrics, get_readiness
-from ats_gateway.security import public, require_scope
+from ats_gateway.security import client_ip
 from ats_gateway.security.access import authenticate
 
 bp = Blueprint("meta", __name__)
@@ -26,7 +31,6 @@ def healthz():
 
 
 @bp.get("/readyz")
-@public()
 def readyz():
     """Ready or not (200/503) for anyone; each dependency by name for an operator's key."""
     ready, checks = get_readiness(current_app).run()
@@ -37,8 +41,14 @@ def readyz():
 
 
 @bp.get("/metrics")
-@require_scope("operator")
 def metrics():
+    if not _operator():
+        if "Authorization" not in request.headers:
+            raise Unauthorized(
+                "Metrics are for operators: send a key with the 'operator' scope.",
+                headers={"WWW-Authenticate": 'Bearer realm="ats-gateway"'},
+            )
+        raise Forbidden("This key lacks the scope 'operator'.", required_scope="operator")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Under gunicorn every worker writes its own samples; answer for all of them.
         registry = CollectorRegistry()
@@ -49,6 +59,19 @@ def metrics():
 
 
 def _operator() -> bool:
+    """An operator's network address, or an operator's key."""
+    networks = current_app.config["SETTINGS"].operator_networks
+    if networks:
+        try:
+            address = ipaddress.ip_address(client_ip().split("%")[0])
+        except ValueError:
+            address = None
+        if address is not None and any(
+            address in ipaddress.ip_network(n.strip(), strict=False)
+            for n in networks.split(",")
+            if n.strip()
+        ):
+            return True
     if "Authorization" not in request.headers:
         return False
     authenticate()
