@@ -307,6 +307,9 @@ def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
         return enforce_browser_submission(data), upload
     if mimetype == MULTIPART:
         form: dict[str, Any] = {k: v for k, v in request.form.items()}
+        # A file part is a field too: the honeypot sent as a file is still filled in ([15]),
+        # and any file part but the resume is an unknown field for validation to name.
+        form.update({name: "(file)" for name in request.files if name != "resume"})
         data = enforce_browser_submission(form)
         booleans = service().schema.boolean_fields()
         for name in booleans & data.keys():
