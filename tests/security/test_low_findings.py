@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 import requests
-
 from conftest import ORIGIN
 from sandbox_stack import admin_client
 
