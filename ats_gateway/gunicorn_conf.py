@@ -13,17 +13,21 @@ What the server itself must get right, found by the adversarial review ([15]):
 * **Metrics of every worker.** Prometheus multiprocess mode: each worker writes its samples
   to `PROMETHEUS_MULTIPROC_DIR` (a private temporary folder unless the operator sets one) and
   `/metrics` aggregates them, so the answer does not depend on which worker serves it.
-* gunicorn answers a few malformed requests itself before the app sees them (a broken request
-  line, a header line over `limit_request_field_size`): those are gunicorn's short text/html
-  400s, documented in docs/security.md; everything that reaches the app is problem+json.
+* **Errors gunicorn answers itself** (a broken request line, an invalid header, a header
+  over `limit_request_field_size`, a bad chunk size before the app reads): gunicorn writes
+  them with `gunicorn.util.write_error`, an HTML page; this module points that function at
+  :func:`write_problem`, so they are problem+json like every answer of the app. gunicorn
+  offers no hook for this, hence the replacement; it is checked by tests/security.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 
+from gunicorn import util
 from gunicorn.glogging import Logger
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -69,3 +73,25 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def write_problem(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error answers as RFC 9457 problem+json (replaces its HTML page)."""
+    body = json.dumps(
+        {
+            "type": "/problems/" + re.sub(r"[^a-z]+", "-", reason.lower()).strip("-"),
+            "title": reason,
+            "status": status_int,
+            "detail": f"The server refused the request before the gateway read it: {mesg}"
+            if mesg
+            else "The server refused the request before the gateway read it.",
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin1")
+    util.write_nonblock(sock, head + body)
+
+
+util.write_error = write_problem

@@ -108,3 +108,12 @@ def test_double_slash_with_foreign_host_never_redirects_off_site(security_stack)
     )
     location = r.headers.get("Location", "")
     assert "evil.example.com" not in location
+
+
+def test_the_servers_own_refusals_are_problem_json(security_stack):
+    request = b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nOr\x01gin: a\r\nConnection: close\r\n\r\n"
+    answer = _raw(security_stack, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400", answer[:300]
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["status"] == 400
