@@ -288,6 +288,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             secret_key=_secret(data_dir),
             public_url=f"http://{args.host}:{args.port}",
             log_format="text",
+            operator_networks="127.0.0.1/32,::1/128",  # readiness detail for the developer
             connections=sandbox_connections(
                 sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
             ),

@@ -349,6 +349,8 @@ def base_settings(redis_url) -> Settings:
         log_format="text",
         log_level="INFO",
         jobs_hook_secret="test-hook-secret",
+        # The in-process suites read /readyz detail and /metrics as the operator on loopback.
+        operator_networks="127.0.0.1/32,::1/128",
     )
 
 
