@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, has_request_context
 
 from ats_gateway.errors import (
     Conflict,
@@ -43,7 +43,7 @@ def _duplicate(exc: DuplicateApplication) -> GatewayError:
     """409. A browser (publishable key, readable on any career page) hears only "already
     received": the application id and the org's ids would tell anyone that a named person
     applied ([15]). A job board's secret key gets the details."""
-    key = getattr(g, "api_key", None)
+    key = g.get("api_key") if has_request_context() else None
     if key is None or key.publishable:
         return Conflict(
             "An application from this email to this job was already received.",

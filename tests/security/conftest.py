@@ -44,6 +44,7 @@ class Stack:
     sk_other: str
     operator: str
     job_id: str = ""
+    origin: str = ORIGIN  # the career site the publishable key is bound to
 
     def get(self, path: str, **kw) -> requests.Response:
         return requests.get(self.url + path, timeout=kw.pop("timeout", 10), **kw)

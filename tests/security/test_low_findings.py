@@ -6,12 +6,11 @@ import uuid
 
 import pytest
 import requests
-from conftest import ORIGIN
 from sandbox_stack import admin_client
 
 
 def _browser(stack, ip: str) -> dict[str, str]:
-    return stack.auth(stack.pk, Origin=ORIGIN, **{"X-Forwarded-For": ip})
+    return stack.auth(stack.pk, Origin=stack.origin, **{"X-Forwarded-For": ip})
 
 
 def test_a_honeypot_sent_as_a_file_part_still_catches_the_bot(security_stack):

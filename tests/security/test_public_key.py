@@ -8,7 +8,6 @@ import json
 import uuid
 
 import pytest
-from conftest import ORIGIN
 
 
 def _job(stack) -> str:
@@ -26,7 +25,7 @@ def _candidate(job: str, tag: str) -> dict:
 
 
 def _browser(stack, ip: str) -> dict[str, str]:
-    return stack.auth(stack.pk, Origin=ORIGIN, **{"X-Forwarded-For": ip})
+    return stack.auth(stack.pk, Origin=stack.origin, **{"X-Forwarded-For": ip})
 
 
 def _form_token(stack, ip: str) -> str:
