@@ -44,7 +44,9 @@ OPERATIONS = [
         "/readyz",
         "Readiness of each dependency",
         tag="operations",
-        description="Each check by name (redis, describe: source org|snapshot and age, ...).",
+        description="Ready or not for anyone; each check by name (redis, describe: source "
+        "org|snapshot and age, ...) only for an operator (a key with the `operator` scope, or "
+        "a client inside ATS_GATEWAY_OPERATOR_NETWORKS).",
         responses={
             200: Resp("Ready.", schema=READY),
             503: Resp("A dependency is failing.", schema=READY),
@@ -55,6 +57,9 @@ OPERATIONS = [
         "/metrics",
         "Prometheus metrics",
         tag="operations",
+        description="For operators: a key with the `operator` scope, or a client inside "
+        "ATS_GATEWAY_OPERATOR_NETWORKS. Under gunicorn, aggregated over every worker.",
+        errors=(401, 403),
         responses={
             200: Resp(
                 "Metrics in the Prometheus text format.",

@@ -33,7 +33,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ats_gateway.metadata.contracts import Contract, ContractField, Param
 from ats_gateway.metadata.describe import ContractError, FieldDescribe, ObjectDescribe
-from ats_gateway.metadata.text import OrgEmail, PlainText
+from ats_gateway.metadata.text import OrgEmail, PlainText, plain_text_pattern
 
 #: 15- or 18-character Salesforce record id.
 ID_PATTERN = r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$"
@@ -240,6 +240,12 @@ def build_field(
                 validate.Regexp(
                     NOT_BLANK_PATTERN, error=msg.validator("required", "is required (not blank)")
                 ),
+            )
+        if mode == "input" and kind in STRING_TYPES:
+            # Published for clients: the characters refused (see metadata/text.py), combined
+            # with "not blank" when that applies (a JSON Schema property has one pattern).
+            metadata["pattern"] = plain_text_pattern(
+                multiline=kind == "textarea", not_blank=bool(required and kind != "picklist")
             )
         field = fields.String(
             validate=validators, metadata=metadata, error_messages=msg.field_messages

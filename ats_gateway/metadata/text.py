@@ -3,7 +3,8 @@
 * **Control and invisible formatting characters**: NUL, ESC, CR/LF in a one-line field, the
   bidirectional overrides (U+202A-U+202E, U+2066-U+2069) that make a name read differently
   from what it is, lone surrogates (not valid Unicode; the org's UTF-8 cannot store them) and
-  non-characters. A multi-line field (``textarea``) keeps tab, CR and LF.
+  non-characters of the Basic Multilingual Plane. A multi-line field (``textarea``) keeps tab,
+  CR and LF.
 * **Email addresses** as Salesforce's Email field takes them: ASCII only (Salesforce refuses
   internationalized addresses with ``INVALID_EMAIL_ADDRESS``), a dotted domain name, never an
   IP literal. The syntax check is the `email-validator` library's (RFC 5321/5322 with the
@@ -12,30 +13,38 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import ValidationError, validate
 
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-_MULTILINE_OK = {"\t", "\n", "\r"}
+# One definition of what text may not carry, used by the validator and published in the JSON
+# Schema (as `not: {pattern}`), written with \uXXXX escapes that Python's `re` and ECMA-262
+# (JSON Schema's regex dialect) read alike: C0/C1 controls, bidi embeddings and overrides
+# (U+202A-E), isolates (U+2066-9), lone surrogates, and the BMP's non-characters.
+_FORBIDDEN = r"\u007f-\u009f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+SINGLE_LINE_FORBIDDEN = r"[\u0000-\u001f" + _FORBIDDEN + "]"
+MULTI_LINE_FORBIDDEN = r"[\u0000-\u0008\u000b\u000c\u000e-\u001f" + _FORBIDDEN + "]"
+_SINGLE = re.compile(SINGLE_LINE_FORBIDDEN)
+_MULTI = re.compile(MULTI_LINE_FORBIDDEN)
 _BASIC_EMAIL = validate.Email()
+
+
+def plain_text_pattern(*, multiline: bool, not_blank: bool) -> str:
+    """The JSON Schema `pattern` of acceptable text: none of the forbidden characters and,
+    with `not_blank`, at least one that is not white space (no lookahead: JSON Schema
+    generators such as hypothesis-jsonschema cannot use one)."""
+    allowed = "[^" + (MULTI_LINE_FORBIDDEN if multiline else SINGLE_LINE_FORBIDDEN)[1:]
+    if not not_blank:
+        return f"^{allowed}*$"
+    visible = r"[^\s" + (MULTI_LINE_FORBIDDEN if multiline else SINGLE_LINE_FORBIDDEN)[1:]
+    return f"^{allowed}*{visible}{allowed}*$"
 
 
 def bad_character(text: str, *, multiline: bool) -> str | None:
     """The first character `text` must not carry (as ``U+XXXX``), or None."""
-    for ch in text:
-        if multiline and ch in _MULTILINE_OK:
-            continue
-        category = unicodedata.category(ch)
-        if (
-            category in ("Cc", "Cs")
-            or ch in _BIDI
-            or (ord(ch) & 0xFFFE) == 0xFFFE
-            or 0xFDD0 <= ord(ch) <= 0xFDEF
-        ):
-            return f"U+{ord(ch):04X}"
-    return None
+    found = (_MULTI if multiline else _SINGLE).search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
 
 
 class PlainText(validate.Validator):
@@ -46,10 +55,8 @@ class PlainText(validate.Validator):
         self.multiline = multiline
 
     def __call__(self, value: str) -> str:
-        if isinstance(value, str):
-            found = bad_character(value, multiline=self.multiline)
-            if found is not None:
-                raise ValidationError(self.error)
+        if isinstance(value, str) and bad_character(value, multiline=self.multiline):
+            raise ValidationError(self.error)
         return value
 
 

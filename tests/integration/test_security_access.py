@@ -28,6 +28,7 @@ ENDPOINTS = {
     "applications:read": ("GET", "/t/applications/1"),
     "feedback:issue": ("POST", "/t/feedback-links"),
     "operator": ("GET", "/t/operator"),
+    "webhooks:manage": ("GET", "/t/webhooks"),
     "admin": ("GET", "/t/admin"),
 }
 
@@ -57,6 +58,7 @@ def make_test_blueprint() -> Blueprint:
         methods=["POST"],
     )
     bp.add_url_rule("/t/operator", "operator", require_scope("operator")(lambda: echo()))
+    bp.add_url_rule("/t/webhooks", "webhooks", require_scope("webhooks:manage")(lambda: echo()))
     bp.add_url_rule("/t/admin", "admin", require_scope("admin")(lambda: echo()))
     bp.add_url_rule(
         "/t/public",
