@@ -70,6 +70,7 @@ class ApiKey:
     created_at: float = 0.0
     revoked_at: float = 0.0
     key_hash: str = field(default="", repr=False)
+    source: str = ""  # default source of its applications (a job board's name), see sources.py
 
     @property
     def prefix(self) -> str:
@@ -101,6 +102,7 @@ class ApiKey:
             "rate_limit": self.rate_limit or None,
             "created_at": self.created_at,
             "revoked_at": self.revoked_at or None,
+            "source": self.source or None,
         }
 
 
@@ -162,6 +164,7 @@ class KeyStore:
         rate_limit: str = "",
         key_id: str | None = None,
         plaintext_secret: str | None = None,
+        source: str = "",
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it and its plaintext, which is never retrievable again."""
         if kind not in KIND_PREFIX:
@@ -201,6 +204,7 @@ class KeyStore:
             rate_limit=validate_rate_limit(rate_limit),
             created_at=round(time.time(), 3),
             key_hash=hash_key(plaintext),
+            source=source.strip()[:255],
         )
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(_NS + key_id)
@@ -272,6 +276,7 @@ def _to_hash(key: ApiKey) -> dict[str, str]:
         "created_at": repr(key.created_at),
         "revoked_at": repr(key.revoked_at) if key.revoked_at else "",
         "hash": key.key_hash,
+        "source": key.source,
     }
 
 
@@ -289,6 +294,7 @@ def _from_hash(key_id: str, raw: dict[bytes, bytes]) -> ApiKey | None:
         created_at=float(values.get("created_at") or 0),
         revoked_at=float(values.get("revoked_at") or 0),
         key_hash=values.get("hash", ""),
+        source=values.get("source", ""),
     )
 
 
