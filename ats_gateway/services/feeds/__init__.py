@@ -20,6 +20,7 @@ No Flask here.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 import time
@@ -73,11 +74,15 @@ class Artifact:
     etag: str  # strong validator (quoted), the digest of the bytes
     last_modified: float  # the snapshot's time
     media_type: str = XML
+    #: the same bytes gzip-compressed (once per version), for clients that accept gzip:
+    #: a 10,000-job feed is tens of MB of XML, a few MB compressed
+    gzipped: bytes = b""
 
 
 def _artifact(body: bytes, snapshot_at: float, media_type: str = XML) -> Artifact:
     digest = hashlib.sha1(body, usedforsecurity=False).hexdigest()[:24]
-    return Artifact(body, f'"{digest}"', snapshot_at, media_type)
+    packed = gzip.compress(body, compresslevel=6, mtime=0)
+    return Artifact(body, f'"{digest}"', snapshot_at, media_type, packed)
 
 
 class _Version:
@@ -127,9 +132,25 @@ class FeedsService:
         with self._lock:
             current = self._current
             if current is None or current.index.version != index.version:
-                self.history.observe(index.version, index.docs)
+                self._observe(index)
                 current = self._current = _Version(index)
         return current
+
+    def _observe(self, index: Any) -> None:
+        """Diff this version against the one before it (versions are consecutive integers;
+        the store keeps a replaced snapshot a while), so a job closed between two versions
+        answers 410 even when no feed was read in between."""
+        seen = self.history.seen_version()
+        try:
+            previous = str(int(index.version) - 1)
+            behind = seen is None or int(seen) < int(previous)
+        except ValueError:
+            behind = False
+        if behind:
+            snapshot = self.jobs.store.load(previous)
+            if snapshot is not None:
+                self.history.observe(previous, snapshot.records)
+        self.history.observe(index.version, index.docs)
 
     def _build(self, version: _Version, name: str) -> None:
         index = version.index

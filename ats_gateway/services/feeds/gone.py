@@ -109,6 +109,10 @@ class GoneJobs:
         if old:
             self.redis.hdel(self._key("closed"), *old)
 
+    def seen_version(self) -> str | None:
+        raw = self.redis.get(self._key("version"))
+        return None if raw is None else raw.decode()
+
     def changed_at(self) -> dict[str, float]:
         """id15 -> when the job's content last changed (jobs the diff saw change only)."""
         found = {}
