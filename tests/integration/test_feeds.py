@@ -459,10 +459,12 @@ def test_career_site_utm_and_key_default_source_are_recorded(stack):
     assert [e["field"] for e in bad.json["errors"]] == ["utm_source"]
 
 
-def test_report_sources_counts_by_source_and_job(stack, capsys):
-    from ats_gateway.services.applications.report import count_sources
+def test_report_sources_counts_by_source_and_job(stack, capsys, monkeypatch):
+    from ats_gateway.cli import main
 
-    counts = count_sources(stack.outbox, since=dt.timedelta(days=7))
+    monkeypatch.setenv("ATS_GATEWAY_REDIS_URL", stack.settings.redis_url)
+    assert main(["report", "sources", "--since", "7d", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["rows"]
     by_source = {}
     for row in counts:
         by_source[row["source"]] = by_source.get(row["source"], 0) + row["applications"]
@@ -470,6 +472,9 @@ def test_report_sources_counts_by_source_and_job(stack, capsys):
     assert by_source.get("Hacker News") == 1
     assert by_source.get("Job Board", 0) >= 1
     assert all(row["job_id"].startswith("a0M") for row in counts)
+    assert main(["report", "sources", "--since", "0s", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == []
+    assert main(["report", "sources", "--since", "a week"]) == 2
 
 
 # --------------------------------------------------------------------------- closing a job
