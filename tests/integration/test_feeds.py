@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 import uuid
 from pathlib import Path
@@ -299,6 +300,7 @@ def test_feeds_need_their_own_key(stack):
 
 def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
     first = feed(stack, "indeed")
+    assert stack.http.get("/jobs/sitemap.xml").status_code == 200
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     before = api_calls(stack)
     builds = stack.app.extensions["feeds"].builds
@@ -307,6 +309,10 @@ def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
     assert feed(stack, "indeed", **{"If-None-Match": etag}).status_code == 304
     assert feed(stack, "indeed", **{"If-Modified-Since": modified}).status_code == 304
     assert stack.http.get("/jobs/sitemap.xml", headers={"If-None-Match": "x"}).status_code == 200
+    packed = feed(stack, "indeed", **{"Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == first.data
+    assert packed.headers["ETag"] != etag and "Accept-Encoding" in packed.headers["Vary"]
     assert api_calls(stack) == before
     assert stack.app.extensions["feeds"].builds == builds  # built once per version
 
