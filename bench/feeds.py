@@ -34,6 +34,7 @@ from harness import append_results, machine_line, percentile  # noqa: E402
 
 from ats_gateway import create_app  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, free_port  # noqa: E402
+from ats_gateway.extensions import services  # noqa: E402
 from ats_gateway.services.feeds import indeed_feed, linkedin_feed, sitemap  # noqa: E402
 from sandbox_org.server import start_in_thread  # noqa: E402
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         session = requests.Session()
         try:
             jobs = synthetic_jobs(args.jobs)
-            store = app.extensions["jobs"].store
+            store = services(app).jobs.store
             store.publish(jobs, snapshot_at=time.time())
             paths = {
                 "indeed.xml": f"/feeds/indeed.xml?token={keys['indeed']}",
@@ -153,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 return response
 
             # decode + index the snapshot once (shared by every feed of the version)
-            index_ms = timed(lambda: app.extensions["jobs"].index())
+            index_ms = timed(lambda: services(app).jobs.index())
             rows = []
-            feeds = app.extensions["jobs"]
+            feeds = services(app).jobs
             org = None
             for name, path in paths.items():
                 build_ms = timed(lambda p=path: get(p))
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     timed(lambda p=path, e=etag: get(p, **{"If-None-Match": e}))
                     for _ in range(args.requests)
                 ]
-                service = app.extensions["feeds"]
+                service = services(app).feeds
                 org = service.org
                 docs = feeds.index().docs
                 if name == "indeed.xml":

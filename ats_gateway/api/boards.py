@@ -12,7 +12,7 @@ twice. A bad signature is 401 before anything is parsed or stored.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, request, url_for
 
 from ats_gateway.errors import (
     BadRequest,
@@ -24,7 +24,7 @@ from ats_gateway.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from ats_gateway.extensions import get_redis
+from ats_gateway.extensions import services
 from ats_gateway.metadata.openapi import Operation
 from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import public
@@ -47,7 +47,7 @@ def _job_state(job_id: str) -> str:
     from ats_gateway.api.feeds import feeds
 
     try:
-        if current_app.extensions["jobs"].index().get(job_id) is not None:
+        if services().jobs.index().get(job_id) is not None:
             return "open"
         return "gone" if feeds().gone_job(job_id) is not None else "missing"
     except JobsError:
@@ -60,7 +60,7 @@ def indeed_apply():
     """An Indeed Apply application: verify, map, then the applications intake."""
     from ats_gateway.api.applications import service
 
-    secret = current_app.config["SETTINGS"].indeed_apply_secret
+    secret = services().settings.indeed_apply_secret
     if not secret:
         raise ServiceUnavailable("Indeed Apply is not configured on this gateway.")
     body = request.get_data(cache=True)
@@ -90,7 +90,7 @@ def indeed_apply():
         raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
     except IntakeRejected as exc:
         raise ValidationFailed(exc.errors, exc.detail, **exc.extensions) from None
-    schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    schedule_delivery(services().settings, services().redis)
     status_url = url_for("applications.status", application_id=accepted.id)
     headers = {"Location": status_url}
     if accepted.replayed:
@@ -115,6 +115,4 @@ OPERATIONS = [
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
-    metadata = app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
+    services(app).metadata.add_operations(OPERATIONS)

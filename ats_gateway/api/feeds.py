@@ -25,7 +25,7 @@ import hmac
 from flask import Blueprint, Flask, Response, current_app, request
 
 from ats_gateway.errors import Gone, NotFound, ServiceUnavailable, Unauthorized
-from ats_gateway.extensions import get_redis
+from ats_gateway.extensions import services
 from ats_gateway.metadata.openapi import Operation
 from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import public, require_scope
@@ -34,7 +34,6 @@ from ats_gateway.services.feeds import (
     FeedNotFound,
     FeedsService,
     JobGone,
-    build_feeds,
 )
 from ats_gateway.services.feeds.jobposting import expired_jobposting
 from ats_gateway.services.jobs import JobNotFound, SnapshotUnavailable
@@ -48,13 +47,8 @@ SITEMAP_MAX_AGE = 3600
 
 
 def feeds(app: Flask | None = None) -> FeedsService:
-    """This process's feeds service (built on first use over the jobs service)."""
-    app = app or current_app
-    service = app.extensions.get("feeds")
-    if service is None:
-        service = build_feeds(app.config["SETTINGS"], app.extensions["jobs"], get_redis(app))
-        app.extensions["feeds"] = service
-    return service
+    """This process's feeds service (``Services.feeds``, built by the composition root)."""
+    return services(app).feeds
 
 
 def _unavailable(exc: Exception) -> ServiceUnavailable:
@@ -218,6 +212,4 @@ OPERATIONS = [
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    metadata = app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
+    services(app).metadata.add_operations(OPERATIONS)

@@ -14,22 +14,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import redis
 import requests
 from lxml import etree
-from sandbox_stack import admin_client, demo_connection, wait_for
+from stack import FAST_DELIVERY, wait_for
 
-from ats_gateway import create_app
-from ats_gateway.config import ConnectionConfig
-from ats_gateway.embedded.stack import start_worker
-from ats_gateway.security import KeyStore
+from ats_gateway.extensions import services
 from ats_gateway.services.applications.indeed import sign
-from ats_gateway.services.applications.runtime import build_outbox
 from ats_gateway.services.feeds import indeed_feed, linkedin_feed
-from sandbox_org.app import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 
-DB = 14  # a Redis database of its own: its deliveries must not reach other tests
 DATA = Path(__file__).parent / "data"
 SITEMAP_NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 INDEED_SECRET = "Y0ur api secret key not shared &$%@"
@@ -65,61 +57,54 @@ GOOGLE_EMPLOYMENT_TYPES = {
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    handle = start_in_thread(create_sandbox({"seed": "demo", "seed_jobs": 60}))
-    yield handle
-    handle.stop()
+def sandbox_options() -> dict:
+    return {"seed": "demo", "seed_jobs": 60}  # enough public jobs for a sitemap index
 
 
 @pytest.fixture(scope="module")
-def stack(sandbox, base_settings, redis_url, tmp_path_factory):
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + f"/{DB}",
-        public_url="https://gateway.example.com",
-        connections={
-            "job_portal": demo_connection(sandbox.url, "job_portal"),
-            "interview_feedback": ConnectionConfig(name="interview_feedback"),
-        },
-        jobs_staleness_seconds=3600,
-        rate_limit_ip_read="100000/minute",
-        rate_limit_key_submit="100000/minute",
-        delivery_window_seconds=0.3,
-        retry_base_delay_seconds=0.2,
-        retry_max_delay_seconds=1,
-        hiring_org_name="Redwood Robotics",
-        hiring_org_url="https://www.redwood.example.com",
-        hiring_org_logo="https://www.redwood.example.com/logo.png",
-        job_page_url_template=PUBLIC + "/jobs/{id}",
-        sitemap_max_urls=10,
-        feed_key_indeed=FEED_KEYS["indeed"],
-        feed_key_linkedin=FEED_KEYS["linkedin"],
-        indeed_apply_api_token="indeed-api-token",
-        indeed_apply_secret=INDEED_SECRET,
-        linkedin_company_id="1234567",
-        linkedin_poster_email="jobs@redwood.example.com",
-    )
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    store = KeyStore(app.extensions["redis"])
-    _, secret = store.create(
+def stack_connections() -> tuple[str, ...]:
+    return ("job_portal",)
+
+
+@pytest.fixture(scope="module")
+def stack_overrides() -> dict:
+    return {
+        **FAST_DELIVERY,
+        "public_url": "https://gateway.example.com",
+        "jobs_staleness_seconds": 3600,
+        "rate_limit_ip_read": "100000/minute",
+        "rate_limit_key_submit": "100000/minute",
+        "hiring_org_name": "Redwood Robotics",
+        "hiring_org_url": "https://www.redwood.example.com",
+        "hiring_org_logo": "https://www.redwood.example.com/logo.png",
+        "job_page_url_template": PUBLIC + "/jobs/{id}",
+        "sitemap_max_urls": 10,
+        "feed_key_indeed": FEED_KEYS["indeed"],
+        "feed_key_linkedin": FEED_KEYS["linkedin"],
+        "indeed_apply_api_token": "indeed-api-token",
+        "indeed_apply_secret": INDEED_SECRET,
+        "linkedin_company_id": "1234567",
+        "linkedin_poster_email": "jobs@redwood.example.com",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(stack_settings, gateway_app, worker, admin, sandbox_org):
+    _, secret = services(gateway_app).key_store.create(
         kind="secret",
         name="feeds tests",
         scopes=["jobs:read", "applications:write", "applications:read"],
         source="Job Board",
     )
-    worker = start_worker(settings, app.extensions["celery"], tmp_path_factory.mktemp("feeds-w"))
-    admin = admin_client(sandbox.url, app.extensions["redis"])
-    yield SimpleNamespace(
-        settings=settings,
-        app=app,
-        http=app.test_client(),
+    return SimpleNamespace(
+        settings=stack_settings,
+        app=gateway_app,
+        http=gateway_app.test_client(),
         headers={"Authorization": f"Bearer {secret}"},
-        outbox=build_outbox(settings, app.extensions["redis"]),
+        outbox=services(gateway_app).applications_outbox,
         admin=admin,
-        sandbox=sandbox,
+        sandbox=sandbox_org,
     )
-    worker.stop()
 
 
 def public_jobs(stack) -> list[dict]:
@@ -303,7 +288,7 @@ def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
     assert stack.http.get("/jobs/sitemap.xml").status_code == 200
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     before = api_calls(stack)
-    builds = stack.app.extensions["feeds"].builds
+    builds = services(stack.app).feeds.builds
     for _ in range(5):
         assert feed(stack, "indeed").data == first.data
     assert feed(stack, "indeed", **{"If-None-Match": etag}).status_code == 304
@@ -314,7 +299,7 @@ def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
     assert gzip.decompress(packed.data) == first.data
     assert packed.headers["ETag"] != etag and "Accept-Encoding" in packed.headers["Vary"]
     assert api_calls(stack) == before
-    assert stack.app.extensions["feeds"].builds == builds  # built once per version
+    assert services(stack.app).feeds.builds == builds  # built once per version
 
 
 # --------------------------------------------------------------------------- Indeed Apply
@@ -493,7 +478,7 @@ def test_a_closed_job_leaves_sitemap_and_feeds_and_answers_410(stack):
     assert url in sitemap_locs(stack)
     assert jobposting(stack, job).status_code == 200
     stack.admin.update("bpats__Job__c", job, {"bpats__Status__c": "Closed"})
-    assert stack.app.extensions["jobs"].refresh().outcome == "refreshed"
+    assert services(stack.app).jobs.refresh().outcome == "refreshed"
 
     assert url not in sitemap_locs(stack)
     for board, id_element in (("indeed", "referencenumber"), ("linkedin", "partnerJobId")):

@@ -74,7 +74,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     import redis
 
     from ats_gateway.config import Settings
-    from ats_gateway.services.applications.runtime import build_outbox
+    from ats_gateway.services.applications.runtime import KIND
 
     try:
         since = parse_since(args.since)
@@ -83,7 +83,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    rows = count_sources(build_outbox(settings, client), since=since)
+    rows = count_sources(Outbox.from_settings(client, KIND, settings), since=since)
     if args.json:
         print(json.dumps({"since": args.since, "rows": rows}))
         return 0
