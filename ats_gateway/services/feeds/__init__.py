@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,8 @@ __all__ = [
     "Organization",
     "build_feeds",
 ]
+
+log = logging.getLogger(__name__)
 
 XML = "application/xml"
 FEEDS = ("indeed.xml", "linkedin.xml")
@@ -230,6 +233,12 @@ class FeedsService:
 def build_feeds(settings: Any, jobs: Any, redis_client: Any) -> FeedsService:
     """The feeds service for these settings over the jobs service (one per process)."""
     public = settings.public_url.rstrip("/")
+    if not settings.job_page_url_template and settings.env == "production":
+        log.warning(
+            "ATS_GATEWAY_JOB_PAGE_URL_TEMPLATE is not set: the sitemap and the job feeds "
+            "point at the demo job pages (%s/demo/jobs/{id})",
+            public,
+        )
     org = Organization(
         name=settings.hiring_org_name,
         url=settings.hiring_org_url or public,
