@@ -29,6 +29,7 @@ import requests
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
+from ats_gateway.services.applications import report as report_cli
 from ats_gateway.tasks import applications as dlq_cli
 from ats_gateway.tasks import webhooks as webhooks_cli
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_cli.add_commands(sub)
     add_feedback_link_command(sub)
     webhooks_cli.add_commands(sub)
+    report_cli.add_commands(sub)  # `report sources` ([16])
     return parser
 
 

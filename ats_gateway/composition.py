@@ -30,6 +30,7 @@ key_store                     ``security.keys.KeyStore(redis)``
 origin_index                  ``security.cors.OriginIndex(key_store)``
 webhooks                      ``services.webhooks.runtime.build_webhooks`` ([17])
 receipts                      ``services.applications.receipts.Receipts`` ([17])
+feeds                         ``services.feeds.build_feeds`` (JSON-LD, sitemap, board feeds)
 ============================  =====================================================
 
 Not here, on purpose: the Celery app (``tasks.celery_init_app``; Flask's convention keeps it
@@ -66,6 +67,7 @@ from ats_gateway.services.delivery import Outbox
 from ats_gateway.services.feedback import ContextReader, FeedbackDeliverer, FeedbackService
 from ats_gateway.services.feedback import runtime as feedback_runtime
 from ats_gateway.services.feedback.issuing import LinkIssuer
+from ats_gateway.services.feeds import FeedsService, build_feeds
 from ats_gateway.services.jobs import JobsError, JobsService
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
@@ -97,6 +99,7 @@ class Services:
     origin_index: OriginIndex
     webhooks: WebhooksRuntime
     receipts: Receipts | None
+    feeds: FeedsService
 
 
 def build_redis(settings: Settings) -> redis.Redis:
@@ -177,6 +180,7 @@ def build_services(settings: Settings) -> Services:
             if settings.secret_key
             else None  # receipts are signed: no secret, no receipt_url
         ),
+        feeds=build_feeds(settings, jobs, redis_client),
     )
     register_checks(services)
     register_metrics(services)

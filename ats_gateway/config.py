@@ -104,6 +104,19 @@ class Settings:
     webhook_retention_seconds: int = 7 * 86400  # sent events' records and dead letters
     webhook_batch_size: int = 50
     webhook_status_poll_seconds: float = 1.0  # how often the org's status changes are read
+    # Distribution (services/feeds, api/feeds.py, api/boards.py): JSON-LD, sitemap, Indeed and
+    # LinkedIn XML feeds (read with `?token=<feed key>`; empty key: feed off), Indeed Apply.
+    hiring_org_name: str = "Redwood"
+    hiring_org_url: str = ""  # empty: public_url
+    hiring_org_logo: str = ""
+    job_page_url_template: str = ""  # e.g. https://careers.example.com/jobs/{id}; empty: demo page
+    sitemap_max_urls: int = 50000
+    feed_key_indeed: str = field(default="", repr=False)
+    feed_key_linkedin: str = field(default="", repr=False)
+    indeed_apply_api_token: str = field(default="", repr=False)
+    indeed_apply_secret: str = field(default="", repr=False)  # HMAC-SHA1 key of X-Indeed-Signature
+    linkedin_company_id: str = ""
+    linkedin_poster_email: str = ""
     connections: dict[str, ConnectionConfig] = field(
         default_factory=lambda: {name: ConnectionConfig(name=name) for name in CONNECTION_NAMES}
     )

@@ -121,3 +121,8 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream: Any = None
         )
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # gunicorn's access log has handlers of its own: scrub its records at the logger, since
+    # some URLs carry a secret (the job boards' feed URLs, `?token=`; [16]).
+    access = logging.getLogger("gunicorn.access")
+    if not any(isinstance(f, RedactingFilter) for f in access.filters):
+        access.addFilter(RedactingFilter())

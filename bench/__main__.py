@@ -11,6 +11,8 @@ stopped when it ends) and prints a comparison measured in the same run:
     drain.py          drain throughput, 0/200/1000 ms org latency x 1/2/4 worker processes, vs
                       naive delivery at the same latency; peak memory of gateway and workers
     load.py           2 minutes of mixed traffic: error rate, latency percentiles, org calls
+    feeds.py          Indeed / LinkedIn feeds and sitemap of 10,000 jobs: build time, cached
+                      serve time and 304, vs building per request                  ([16])
 
 A missing or failing script is reported and the others still run; the exit status is non-zero
 if any failed. `--quick` runs smaller sizes (a smoke test of the runner, a few minutes).
@@ -40,6 +42,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     ),
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
     "webhooks": ([], ["--events", "300"], 300),
+    "feeds": ([], ["--jobs", "2000", "--requests", "50"], 600),
 }
 
 

@@ -608,6 +608,8 @@ def _objects() -> list[dict[str, Any]]:
                     ),
                     boolean("bpats__Consent__c", "Consent"),
                     field("bpats__Consent_Date__c", "Consent Date", "datetime"),
+                    # The gateway's own field (not Asymbl's): full source attribution, [16].
+                    text("ATS_Gateway_Source__c", "ATS Gateway Source", 255),
                 ],
             ),
         },

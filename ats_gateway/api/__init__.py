@@ -112,6 +112,8 @@ def init_app(app: Flask) -> None:
         schemas,
         webhooks,
     )
+    from ats_gateway.api import boards as boards  # [16] Indeed Apply
+    from ats_gateway.api import feeds as feeds  # [16] feeds, sitemap, JSON-LD
 
     init_problems(app)
     app.register_blueprint(meta.bp)
@@ -122,4 +124,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(feedback_page.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(receipts.bp)
+    feeds.init_app(app)
+    boards.init_app(app)
     demo.init_app(app)  # /demo, only in dev mode or when enabled

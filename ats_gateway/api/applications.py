@@ -185,6 +185,12 @@ def _scope() -> str:
     return f"key:{key.id}" if key is not None else "public"
 
 
+def _default_source() -> str:
+    """A secret key's default source (source attribution, services/applications/sources)."""
+    key = getattr(g, "api_key", None)
+    return getattr(key, "source", "") if key is not None else ""
+
+
 def _idempotency_key() -> str | None:
     raw = request.headers.get(IDEMPOTENCY_HEADER)
     if raw is None:
@@ -245,7 +251,13 @@ def _accepted_body(application_id: str) -> dict[str, Any]:
 def submit():
     """Validate and queue one application; 202 once it is stored durably."""
     data, resume = _read_submission()
-    accepted = service().submit(data, resume, idempotency_key=_idempotency_key(), scope=_scope())
+    accepted = service().submit(
+        data,
+        resume,
+        idempotency_key=_idempotency_key(),
+        scope=_scope(),
+        default_source=_default_source(),
+    )
     # A replay schedules too: the first attempt may have stored the application and died
     # before scheduling it (one timer per queue, so this costs one Redis call).
     schedule_delivery(services().settings, services().redis)
@@ -268,7 +280,12 @@ def submit_batch():
     """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
     body = request.get_json(silent=True)
     items = body.get("applications") if isinstance(body, dict) else body
-    result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
+    result = service().submit_batch(
+        items,
+        idempotency_key=_idempotency_key(),
+        scope=_scope(),
+        default_source=_default_source(),
+    )
     for item in result["items"]:
         if item["status"] == 202:
             item["status_url"] = url_for("applications.status", application_id=item["id"])

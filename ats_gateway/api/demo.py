@@ -176,6 +176,38 @@ def config():
     return body, 200, {"Cache-Control": "no-store"}
 
 
+@bp.get("/demo/jobs/<job_id>")
+def job_page(job_id: str):
+    """The crawlable page of one job (what the sitemap lists by default): the demo page with
+    the job's schema.org JobPosting JSON-LD in `<head>`, rendered here so a crawler sees it
+    without running the script. A closed job is 410 with its expired posting (validThrough in
+    the past); an unknown one 404."""
+    from ats_gateway.api.feeds import feeds
+    from ats_gateway.services.feeds import JobGone
+    from ats_gateway.services.jobs import JobNotFound, SnapshotUnavailable
+
+    status, posting = 200, None
+    try:
+        posting = feeds().jobposting(job_id)[0]
+    except JobGone as exc:
+        status, posting = 410, exc.posting
+    except JobNotFound:
+        status = 404
+    except SnapshotUnavailable:
+        status = 503
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    html = html.replace('href="style.css"', 'href="/demo/style.css"')
+    html = html.replace('src="app.js"', 'src="/demo/app.js"')
+    if posting is not None:
+        data = current_app.json.dumps(posting).replace("<", "\\u003c")
+        html = html.replace(
+            "</head>", f'  <script type="application/ld+json">{data}</script>\n</head>', 1
+        )
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    return _page_headers(response)
+
+
 @bp.get("/demo/<path:filename>")
 def asset(filename: str):
     if filename.endswith(".html"):

@@ -59,6 +59,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="allowed browser origin (publishable keys; repeatable), e.g. https://careers.x.com",
     )
     create.add_argument("--rate-limit", default="", help='own limit, e.g. "100/minute"')
+    create.add_argument(
+        "--source", default="", help='default source of its applications, e.g. "Job Board"'
+    )
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=cmd_create)
 
@@ -89,6 +92,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             scopes=args.scopes,
             origins=args.origins,
             rate_limit=args.rate_limit,
+            source=args.source,
         )
     except InvalidKeySpec as exc:
         print(f"error: {exc}", file=sys.stderr)

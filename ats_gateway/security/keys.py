@@ -71,6 +71,7 @@ class ApiKey:
     created_at: float = 0.0
     revoked_at: float = 0.0
     key_hash: str = field(default="", repr=False)
+    source: str = ""  # default source of its applications (a job board's name), see sources.py
 
     @property
     def prefix(self) -> str:
@@ -102,6 +103,7 @@ class ApiKey:
             "rate_limit": self.rate_limit or None,
             "created_at": self.created_at,
             "revoked_at": self.revoked_at or None,
+            "source": self.source or None,
         }
 
 
@@ -172,6 +174,7 @@ class KeyStore:
         rate_limit: str = "",
         key_id: str | None = None,
         plaintext_secret: str | None = None,
+        source: str = "",
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it and its plaintext, which is never retrievable again."""
         if kind not in KIND_PREFIX:
@@ -211,6 +214,7 @@ class KeyStore:
             rate_limit=validate_rate_limit(rate_limit),
             created_at=round(time.time(), 3),
             key_hash=hash_key(plaintext),
+            source=source.strip()[:255],
         )
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(_NS + key_id)
@@ -282,6 +286,7 @@ def _to_hash(key: ApiKey) -> dict[str, str]:
         "created_at": repr(key.created_at),
         "revoked_at": repr(key.revoked_at) if key.revoked_at else "",
         "hash": key.key_hash,
+        "source": key.source,
     }
 
 
@@ -299,6 +304,7 @@ def _from_hash(key_id: str, raw: dict[bytes, bytes]) -> ApiKey | None:
         created_at=float(values.get("created_at") or 0),
         revoked_at=float(values.get("revoked_at") or 0),
         key_hash=values.get("hash", ""),
+        source=values.get("source", ""),
     )
 
 

@@ -358,7 +358,8 @@ def test_a_job_closed_in_the_org_disappears_after_the_hook(
     assert api.get(f"/v1/jobs/{job['id']}").status_code == 200  # not yet: no refresh
     response = _post_hook(gateway_app, stack_settings.jobs_hook_secret)
     assert response.status_code == 202
-    assert wait_for(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=20)
+    # [16]: a job that was listed and is closed now answers 410
+    assert wait_for(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 410, timeout=20)
     assert api.ok("/v1/jobs", {"limit": 1})["meta"]["total"] == total - 1
     assert job["id"] not in api.ids({"department": "Finance"})
 
@@ -372,7 +373,7 @@ def test_a_job_closed_in_the_org_disappears_within_the_staleness_bound(
     job = fast.ok("/v1/jobs", {"department": "Legal", "limit": 1})["data"][0]
     _close(admin, job["id"])
     # No hook: the next request after the bound serves the old snapshot and refreshes it.
-    assert wait_for(lambda: fast.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=15)
+    assert wait_for(lambda: fast.get(f"/v1/jobs/{job['id']}").status_code == 410, timeout=15)
 
 
 def test_the_beat_task_refreshes_on_a_worker(gateway_app, worker):

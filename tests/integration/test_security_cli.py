@@ -89,3 +89,14 @@ def test_invalid_requests_fail_with_a_message(cli_env, capsys):
     assert "no key" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["keys", "create", "--kind", "secret", "--name", "x", "--scope", "everything"])
+
+
+def test_a_secret_key_carries_a_default_source(cli_env, store, capsys):
+    """[16] `--source`: the default source of the key's applications (source attribution)."""
+    argv = ["keys", "create", "--kind", "secret", "--name", "Board", "--scope", "admin"]
+    assert main([*argv, "--source", "Job Board", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["source"] == "Job Board"
+    assert store.authenticate(created["key"]).source == "Job Board"
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] is None

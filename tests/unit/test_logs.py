@@ -71,3 +71,26 @@ def test_redact_keeps_ordinary_text():
     assert redact("delivered 200 applications in 3 calls") == (
         "delivered 200 applications in 3 calls"
     )
+
+
+def test_gunicorn_access_log_lines_lose_feed_tokens():
+    """gunicorn's access logger has its own handlers; feed URLs carry `?token=` ([16])."""
+    configure_logging("text", "INFO", io.StringIO())
+    stream = io.StringIO()
+    access = logging.getLogger("gunicorn.access")
+    handler = logging.StreamHandler(stream)
+    access.addHandler(handler)
+    try:
+        access.info(
+            '%(h)s "%(r)s" %(s)s',
+            {
+                "h": "127.0.0.1",
+                "r": "GET /feeds/indeed.xml?token=s3cr3t-feed-key HTTP/1.1",
+                "s": 200,
+            },
+        )
+    finally:
+        access.removeHandler(handler)
+    line = stream.getvalue()
+    assert "s3cr3t-feed-key" not in line
+    assert "GET /feeds/indeed.xml?token=[REDACTED]" in line

@@ -29,6 +29,7 @@ from typing import Any
 
 from ats_gateway.metadata.contracts import ResumeRule
 from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
+from ats_gateway.services.applications.sources import Attribution, SourceRecorder, extract
 from ats_gateway.services.applications.validation import ApplicationSchema, FieldErrors
 from ats_gateway.services.delivery import DELIVERED, DUPLICATE, FAILED, QUEUED, Outbox
 
@@ -85,6 +86,7 @@ class Prepared:
     record: dict[str, Any]
     resume: Resume | None
     fingerprint: str
+    attribution: Attribution = field(default_factory=Attribution)
 
     @property
     def unique_name(self) -> str:
@@ -112,17 +114,27 @@ class ApplicationService:
     resume_rule: ResumeRule = field(default_factory=ResumeRule)
     idempotency_ttl: int = 86400
     clock: Callable[[], float] = time.time
+    sources: SourceRecorder | None = None  # source attribution (services/applications/sources)
 
     # ------------------------------------------------------------------ validate
 
-    def prepare(self, data: Any, resume: ResumeUpload | None = None) -> Prepared:
+    def prepare(
+        self,
+        data: Any,
+        resume: ResumeUpload | None = None,
+        *,
+        default_source: str = "",
+        via: str = "",
+    ) -> Prepared:
         """Validate one application (raises InvalidApplication or ResumeTooLarge)."""
         if not isinstance(data, Mapping):
             raise InvalidApplication(
                 [{"field": "", "code": "invalid_type", "message": "Must be a JSON object."}]
             )
+        original = data
+        data, attribution, source_errors = extract(data, default_source=default_source, via=via)
         record, errors = self.schema.validate(data)
-        errors = capped(errors, MAX_ERRORS_PER_ITEM)
+        errors = capped(errors + source_errors, MAX_ERRORS_PER_ITEM)
         checked: Resume | None = None
         if resume is not None:
             try:
@@ -151,7 +163,9 @@ class ApplicationService:
             )
         if errors:
             raise InvalidApplication(errors)
-        return Prepared(record, checked, fingerprint(data, resume))
+        if self.sources is not None:
+            self.sources.apply(record, attribution)
+        return Prepared(record, checked, fingerprint(original, resume), attribution)
 
     # ------------------------------------------------------------------ accept
 
@@ -162,10 +176,12 @@ class ApplicationService:
         *,
         idempotency_key: str | None = None,
         scope: str = "public",
+        default_source: str = "",
+        via: str = "",
     ) -> Accepted:
         """Validate, deduplicate and queue one application."""
         data, external_id = split_external_id(data)
-        prepared = self.prepare(data, resume)
+        prepared = self.prepare(data, resume, default_source=default_source, via=via)
         return self._store(
             prepared, idempotency_key=idempotency_key, scope=scope, external_id=external_id
         )
@@ -232,6 +248,8 @@ class ApplicationService:
             fields["receipt_job_title"] = title
         if external_id:
             fields["external_id"] = external_id
+        if self.sources is not None:  # [16] source and job, for `ats-gateway report sources`
+            fields.update(SourceRecorder.status_fields(prepared.record, prepared.attribution))
         self.outbox.redis.hset(self.outbox.item_key(item_id), mapping=fields)
 
     def _duplicate(self, existing_id: str) -> DuplicateApplication:
@@ -251,7 +269,12 @@ class ApplicationService:
         )
 
     def submit_batch(
-        self, items: Any, *, idempotency_key: str | None = None, scope: str = "public"
+        self,
+        items: Any,
+        *,
+        idempotency_key: str | None = None,
+        scope: str = "public",
+        default_source: str = "",
     ) -> dict[str, Any]:
         """Validate and queue each item on its own; one outcome per item, in order.
 
@@ -300,7 +323,7 @@ class ApplicationService:
                 data = {k: v for k, v in item.items() if k != "resume"} if resume else item
                 data, external_id = split_external_id(data)
                 accepted = self._store(
-                    self.prepare(data, resume),
+                    self.prepare(data, resume, default_source=default_source),
                     idempotency_key=None,
                     scope=scope,
                     wait=False,

@@ -9,6 +9,7 @@ from ats_gateway.metadata.service import Metadata
 from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.services.applications.intake import ApplicationService, JobIsOpen, ResumeRule
 from ats_gateway.services.applications.org import ApplicationsDeliverer
+from ats_gateway.services.applications.sources import SourceRecorder
 from ats_gateway.services.applications.validation import RESOURCE, LiveSchema
 from ats_gateway.services.delivery import Outbox
 
@@ -32,6 +33,7 @@ def build_service(
         schema=LiveSchema(metadata),
         resume_rule=rule,
         idempotency_ttl=settings.idempotency_ttl_seconds,
+        sources=SourceRecorder(lambda: metadata.describe(RESOURCE)),
     )
     if job_is_open is not None:
         service.job_is_open = job_is_open

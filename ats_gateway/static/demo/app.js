@@ -220,9 +220,23 @@
     return { path: path, params: params };
   }
 
+  // Campaign parameters of the page's own URL (the gateway's feeds add utm_source to every
+  // job URL they publish): kept for the session and sent with the application.
+  var UTM = ["utm_source", "utm_medium", "utm_campaign"];
+  (function rememberCampaign() {
+    var search = new URLSearchParams(window.location.search);
+    UTM.forEach(function (name) {
+      if (search.get(name)) sessionStorage.setItem(name, search.get(name));
+    });
+  })();
+
   function route() {
     var r = parseHash();
     var m;
+    // /demo/jobs/{id}: the crawlable job page (the gateway embeds its JobPosting JSON-LD).
+    if (!window.location.hash && (m = window.location.pathname.match(/\/jobs\/([A-Za-z0-9]+)\/?$/))) {
+      return jobView(m[1]);
+    }
     if ((m = r.path.match(/^\/jobs\/([A-Za-z0-9]+)\/apply$/))) return applyView(m[1]);
     if ((m = r.path.match(/^\/jobs\/([A-Za-z0-9]+)$/))) return jobView(m[1]);
     if ((m = r.path.match(/^\/applications\/([A-Za-z0-9]+)$/))) return statusView(m[1]);
@@ -711,6 +725,9 @@
       });
       var file = form.elements.resume && form.elements.resume.files[0];
       if (file) body.append("resume", file, file.name);
+      UTM.forEach(function (name) {
+        if (sessionStorage.getItem(name)) body.append(name, sessionStorage.getItem(name));
+      });
       body.append(honeypotName, form.elements[honeypotName].value);
       body.append("form_token", formToken);
 
@@ -974,7 +991,7 @@
     window.scrollTo(0, 0);
   });
 
-  fetch("config.json", { credentials: "same-origin" })
+  fetch("/demo/config.json", { credentials: "same-origin" })
     .then(function (r) {
       if (!r.ok) throw new Error("config.json: HTTP " + r.status);
       return r.json();

@@ -1,0 +1,101 @@
+"""The LinkedIn XML job feed (Basic Jobs / job wrapping), built with lxml.
+
+Source: LinkedIn Talent Solutions, "XML Feeds Development Guide"
+(https://learn.microsoft.com/en-us/linkedin/talent/job-postings/xml-feeds-development-guide,
+and its ``?view=li-lts-2026-04`` version) and the XML Feeds FAQ
+(https://learn.microsoft.com/en-us/linkedin/talent/job-postings/xml-feeds-faq).
+
+Mandatory per job: Job ID (``partnerJobId``, at most 40 characters), Company Name
+(``company``), Job Title (``title``), Job Description (``description``, at least 100
+characters, limited HTML), Location (``location``: "City, State" in the US, "City, Country"
+elsewhere), Apply URL (``applyUrl``), LinkedIn Company ID (``companyId``, mandatory for ATSs)
+and, in the 2026 version, Job Poster Email (``posterEmail``). Feed level (optional):
+``lastBuildDate``, ``publisherURL`` (casing as in the guide), ``publisher``,
+``expectedJobCount``. Values in CDATA. LinkedIn downloads the whole feed from a static URL;
+a job disappears when it is no longer in it.
+
+Recommended elements sent: ``city``, ``state``, ``country``, ``postalCode``,
+``workplaceTypes`` (``On-site`` / ``Remote`` / ``Hybrid``), ``jobtype`` (``FULL_TIME``,
+``PART_TIME``, ``CONTRACT``, ``TEMPORARY``, ``INTERNSHIP``). Not confirmed (vocabulary or
+shape not readable here), so not sent: salary, ``experienceLevel``, industry and function
+codes. ``companyId`` and ``posterEmail`` come from settings; when unset the elements are still
+emitted (empty), so the feed's shape does not change when they are configured. A description
+shorter than 100 characters is sent as is (LinkedIn will not post that job; we do not pad).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from lxml import etree
+
+from ats_gateway.services.feeds.indeed_feed import with_utm
+from ats_gateway.services.feeds.jobposting import Organization
+from ats_gateway.services.feeds.xmlfeed import cdata, location_text, plain, serialize
+
+WORKPLACE_TYPES = {"on-site": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
+JOB_TYPES = {
+    "full-time": "FULL_TIME",
+    "part-time": "PART_TIME",
+    "contract": "CONTRACT",
+    "contract to hire": "CONTRACT",
+    "temporary": "TEMPORARY",
+    "internship": "INTERNSHIP",
+}
+UTM = {"utm_source": "LinkedIn", "utm_medium": "job_board"}
+REQUIRED = (
+    "partnerJobId",
+    "company",
+    "title",
+    "description",
+    "location",
+    "applyUrl",
+    "companyId",
+    "posterEmail",
+)
+MAX_JOB_ID = 40
+
+
+@dataclass(frozen=True)
+class LinkedInAccount:
+    company_id: str = ""
+    poster_email: str = ""
+
+
+def build(
+    jobs: Sequence[Mapping[str, Any]],
+    org: Organization,
+    *,
+    built_at: float,
+    account: LinkedInAccount,
+) -> bytes:
+    root = etree.Element("source")
+    cdata(root, "lastBuildDate", formatdate(built_at, usegmt=True))
+    cdata(root, "publisherURL", org.url)
+    cdata(root, "publisher", org.name)
+    plain(root, "expectedJobCount", len(jobs))
+    for job in jobs:
+        job_id = str(job["id"])[:MAX_JOB_ID]
+        node = etree.SubElement(root, "job")
+        cdata(node, "partnerJobId", job_id)
+        cdata(node, "company", org.name)
+        cdata(node, "title", job.get("title") or job.get("name"))
+        cdata(node, "description", job.get("description"))
+        cdata(node, "applyUrl", with_utm(org.job_url(str(job["id"])), UTM))
+        cdata(node, "companyId", account.company_id)
+        cdata(node, "posterEmail", account.poster_email)
+        cdata(node, "location", location_text(job))
+        cdata(node, "city", job.get("city"))
+        cdata(node, "state", job.get("state"))
+        cdata(node, "country", job.get("country"))
+        cdata(node, "postalCode", job.get("postal_code"))
+        workplace = WORKPLACE_TYPES.get(str(job.get("workplace_type") or "").strip().lower())
+        if workplace:
+            cdata(node, "workplaceTypes", workplace)
+        kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
+        if kind:
+            cdata(node, "jobtype", kind)
+    return serialize(root)
