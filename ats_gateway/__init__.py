@@ -14,7 +14,17 @@ __all__ = ["Settings", "create_app"]
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway app. `config` is a `Settings`, a mapping of overrides, or None (env)."""
-    from ats_gateway import api, connections, errors, extensions, logs, metadata, security, tasks
+    from ats_gateway import (
+        api,
+        connections,
+        errors,
+        events,
+        extensions,
+        logs,
+        metadata,
+        security,
+        tasks,
+    )
     from ats_gateway.services import jobs
 
     settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
@@ -40,6 +50,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         tasks.celery_init_app,
         metadata.init_app,
         jobs.init_app,
+        events.init_app,
         security.init_app,
         api.init_app,
     ):

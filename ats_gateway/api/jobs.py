@@ -32,6 +32,7 @@ from ats_gateway.metadata import Response as Documented
 from ats_gateway.security import public, require_scope
 from ats_gateway.services.jobs import (
     CursorGone,
+    JobGone,
     JobNotFound,
     JobsService,
     QueryInvalid,
@@ -59,6 +60,8 @@ def _call(fn: Callable[[], Rendered]) -> Rendered:
         raise ValidationFailed(exc.errors, "Some query parameters are invalid.") from None
     except CursorGone as exc:
         raise Gone(f"This cursor can no longer be continued ({exc}); start again.") from None
+    except JobGone as exc:
+        raise Gone(str(exc)) from None
     except JobNotFound as exc:
         raise NotFound(str(exc)) from None
     except SnapshotUnavailable as exc:
@@ -106,7 +109,8 @@ def job_facets():
 @bp.get("/v1/jobs/<job_id>")
 @require_scope("jobs:read")
 def get_job(job_id: str):
-    """One public job by its 15- or 18-character id; closed or unknown -> 404."""
+    """One public job by its 15- or 18-character id; closed in the last 30 days -> 410,
+    unknown -> 404."""
     return _send(_call(lambda: _service().get_job(job_id)))
 
 
