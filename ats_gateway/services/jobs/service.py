@@ -411,5 +411,7 @@ class JobsService:
             age_seconds=round(age, 1),
             jobs=int(status.get("count") or 0),
         )
-        state = "degraded" if error or age > 2 * self.staleness + 5 else "ok"
+        # Kept current by change events, an old snapshot is simply one nothing has changed in.
+        stale = age > 2 * self.staleness + 5 and not self.kept_current()
+        state = "degraded" if error or stale else "ok"
         return state, details
