@@ -30,6 +30,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls", action="store_true", help="serve https (self-signed)")
     p.add_argument("--faults", action="store_true", help="enable /__sandbox__/faults")
     p.add_argument(
+        "--pubsub-port",
+        type=int,
+        default=None,
+        help="serve the Pub/Sub API (gRPC, Change Data Capture) on this port "
+        "(default: --port + 1, or a free port with --port 0; 0: a free port)",
+    )
+    p.add_argument("--no-pubsub", action="store_true", help="do not serve the Pub/Sub API")
+    p.add_argument(
         "--credentials-out",
         default=None,
         help="write the demo users' credentials (JSON, mode 0600) to this file",
@@ -41,6 +49,14 @@ def write_credentials(path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(DEMO_CREDENTIALS, handle, indent=2)
+
+
+def pubsub_port(args: argparse.Namespace) -> int | None:
+    if args.no_pubsub:
+        return None
+    if args.pubsub_port is not None:
+        return args.pubsub_port
+    return args.port + 1 if args.port else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         tls=args.tls,
         faults=args.faults,
+        pubsub_port=pubsub_port(args),
     )
     return 0
 

@@ -5,6 +5,15 @@
 * ``GET|POST /__sandbox__/faults`` (404 unless the app was created with ``faults_enabled``):
   ``{"latency_ms", "error_rate", "lock_rate", "seed", "expire_sessions": true,
   "api_limit", "api_used"}``; ``DELETE`` clears every fault.
+  Pub/Sub API and Change Data Capture (same endpoint): ``"pubsub_down": true|false`` (end every
+  open Subscribe with UNAVAILABLE and refuse new calls until false), ``"pubsub_expire": true``
+  (every event so far leaves retention: each replay id issued so far is too old),
+  ``"pubsub_retention_s": n`` (retention window, default 72 h), ``"pubsub_drop_streams": true``
+  (end the open Subscribe calls once, with UNAVAILABLE), ``"pubsub_cdc": {"<object>": bool}``
+  (Change Data Capture on/off per object), ``"pubsub_emit": {"entity", "changeType":
+  "GAP_CREATE|GAP_UPDATE|GAP_DELETE|GAP_UNDELETE|GAP_OVERFLOW", "recordIds": [...]}`` (a gap
+  or overflow event), ``"pubsub_delivered": n`` (the DailyDeliveredPlatformEvents counter),
+  ``"pubsub_delivery_limit": n``. The answer has ``"pubsub": {...}`` with the state.
 * ``PATCH /__sandbox__/objects/<object>/fields/<field>``: ``{"add_picklist_values": [...],
   "deactivate_picklist_values": [...], "length": n, "unique": bool, "externalId": bool,
   "nillable": bool, "label": str}``; bumps the describe's ``Last-Modified``.
@@ -22,6 +31,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from sandbox_org.app import render
+from sandbox_org.pubsub.cdc import ChangeEvents
 
 admin = Blueprint("sandbox_admin", __name__, url_prefix="/__sandbox__")
 
@@ -56,6 +66,7 @@ def faults() -> Response:
     expired = 0
     if request.method == "DELETE":
         sb.faults.configure(latency_ms=0, error_rate=0, lock_rate=0)
+        pubsub_faults(sb.events, {"pubsub_down": False})
     elif request.method == "POST":
         data = _json()
         sb.faults.configure(
@@ -64,8 +75,17 @@ def faults() -> Response:
         if data.get("expire_sessions"):
             expired = sb.sessions.expire_all()
         sb.usage.set(used=data.get("api_used"), limit=data.get("api_limit"))
+        try:
+            emitted = pubsub_faults(sb.events, data)
+        except (KeyError, ValueError, TypeError) as exc:
+            return render([{"errorCode": "INVALID_FIELD", "message": f"pubsub fault: {exc}"}], 400)
     return render(
-        {**sb.faults.snapshot(), "sessions_expired": expired, "usage": sb.usage.snapshot()}
+        {
+            **sb.faults.snapshot(),
+            "sessions_expired": expired,
+            "usage": sb.usage.snapshot(),
+            "pubsub": {**pubsub_state(sb.events), **emitted},
+        }
     )
 
 
@@ -99,3 +119,40 @@ def add_rule(sobject: str) -> Response:
 def clear_rules() -> Response:
     _sb().schema.clear_validation_rules()
     return Response(b"", status=204)
+
+
+def pubsub_faults(bus: ChangeEvents, data: dict[str, Any]) -> dict[str, Any]:
+    """Apply the ``pubsub_*`` keys of a faults request; returns what it emitted."""
+    out: dict[str, Any] = {}
+    with bus.cond:
+        if "pubsub_down" in data:
+            bus.down = bool(data["pubsub_down"])
+        if data.get("pubsub_drop_streams"):
+            bus.generation += 1
+        if "pubsub_retention_s" in data:
+            bus.retention_seconds = float(data["pubsub_retention_s"])
+        for entity, on in (data.get("pubsub_cdc") or {}).items():
+            if entity not in bus.enabled:
+                raise KeyError(entity)
+            bus.enabled[entity] = bool(on)
+        bus.allocation.set(
+            delivered=data.get("pubsub_delivered"), limit=data.get("pubsub_delivery_limit")
+        )
+        bus.cond.notify_all()
+    if data.get("pubsub_expire"):
+        bus.expire_all()
+    emit = data.get("pubsub_emit")
+    if emit:
+        seq = bus.emit_gap(emit["entity"], emit["changeType"], emit.get("recordIds"))
+        out["emitted_replay_id"] = seq.to_bytes(8, "big").hex()
+    return out
+
+
+def pubsub_state(bus: ChangeEvents) -> dict[str, Any]:
+    return {
+        "down": bus.down,
+        "cdc": dict(bus.enabled),
+        "retention_s": bus.retention_seconds,
+        "latest_replay_id": bus.latest_seq.to_bytes(8, "big").hex(),
+        "delivered": bus.allocation.snapshot(),
+    }

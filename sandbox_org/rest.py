@@ -194,6 +194,8 @@ def limits(ctx: Ctx) -> Reply:
         "DailyBulkApiBatches": pair(15000),
         "DailyBulkV2QueryFileStorageMB": pair(976562),
         "DailyBulkV2QueryJobs": pair(10000),
+        # High-volume platform events + change events delivered (Pub/Sub, CometD), 24 h.
+        "DailyDeliveredPlatformEvents": ctx.sb.events.allocation.snapshot(),
         "DataStorageMB": pair(1024),
         "FileStorageMB": pair(2048),
         "HourlyDashboardRefreshes": pair(200),

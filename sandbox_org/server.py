@@ -3,6 +3,9 @@
 Both use werkzeug's threaded server. ``tls=True`` serves https with a self-signed
 certificate for ``localhost`` / ``127.0.0.1`` generated with ``cryptography`` at start-up
 (many Salesforce clients refuse plain http).
+
+``pubsub_port`` (0: a free port; None: off) also serves the Pub/Sub API (gRPC, Change Data
+Capture) on its own port, with the same certificate when ``tls`` is on, plain text otherwise.
 """
 
 from __future__ import annotations
@@ -90,6 +93,9 @@ def _banner(url: str, app: Any) -> None:
             f"client_secret={user.client_secret}"
         )
     print(f"  token endpoint: {url}/services/oauth2/token", flush=True)
+    if getattr(sb, "pubsub_port", None):
+        host = url.split("://", 1)[1].rsplit(":", 1)[0]
+        print(f"  pub/sub api: {host}:{sb.pubsub_port} (grpc)", flush=True)
 
 
 @dataclass
@@ -102,8 +108,20 @@ class ServerHandle:
     port: int
     app: Any
     cert_path: Path | None = None
+    pubsub: Any = None  # sandbox_org.pubsub.service.PubSubServer when pubsub_port was given
+
+    @property
+    def pubsub_port(self) -> int | None:
+        return self.pubsub.port if self.pubsub else None
+
+    @property
+    def pubsub_target(self) -> str | None:
+        """``host:port`` of the Pub/Sub API (for ``grpc.insecure_channel``)."""
+        return self.pubsub.target if self.pubsub else None
 
     def stop(self) -> None:
+        if self.pubsub:
+            self.pubsub.stop()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
@@ -122,10 +140,17 @@ def start_in_thread(
     *,
     tls: bool = False,
     quiet: bool = True,
+    pubsub_port: int | None = None,
+    pubsub_keepalive: float = 270.0,
 ) -> ServerHandle:
-    """Serve ``app`` (default: a fresh in-memory sandbox) on a free port, threaded."""
+    """Serve ``app`` (default: a fresh in-memory sandbox) on a free port, threaded.
+
+    ``pubsub_port=0`` also serves the Pub/Sub API on a free port (``handle.pubsub_port``);
+    ``pubsub_keepalive``: seconds between empty keepalive FetchResponses (Salesforce: 270).
+    """
     app = app if app is not None else create_app()
     ssl_ctx, cert_path = self_signed_context() if tls else (None, None)
+    pubsub = _start_pubsub(app, host, pubsub_port, cert_path, pubsub_keepalive)
     handler = QuietHandler if quiet else None
     server = make_server(
         host, port, app, threaded=True, ssl_context=ssl_ctx, request_handler=handler
@@ -136,7 +161,22 @@ def start_in_thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ats-sandbox", daemon=True
     )
     thread.start()
-    return ServerHandle(server, thread, f"{scheme}://{host}:{real_port}", real_port, app, cert_path)
+    return ServerHandle(
+        server, thread, f"{scheme}://{host}:{real_port}", real_port, app, cert_path, pubsub
+    )
+
+
+def _start_pubsub(
+    app: Any, host: str, port: int | None, cert_path: Path | None, keepalive: float
+) -> Any:
+    if port is None:
+        return None
+    from sandbox_org.pubsub.service import start_pubsub
+
+    tls = None
+    if cert_path is not None:
+        tls = ((cert_path.parent / "sandbox-key.pem").read_bytes(), cert_path.read_bytes())
+    return start_pubsub(app.extensions["sandbox"], host, port, tls=tls, keepalive_seconds=keepalive)
 
 
 def serve(
@@ -153,10 +193,13 @@ def serve(
     users_file: str | None = None,
     ready: Any = None,
     quiet: bool = False,
+    pubsub_port: int | None = None,
 ) -> None:
     """Run the sandbox org in the foreground until interrupted (``ats-gateway sandbox``).
 
     ``ready(url, app)`` is called once the socket listens (the CLI prints credentials there).
+    ``pubsub_port``: also serve the Pub/Sub API there (0: a free port; None: off); the bound
+    port is ``app.extensions["sandbox"].pubsub_port`` by the time ``ready`` runs.
     """
     started = time.monotonic()
     app = create_app(
@@ -179,10 +222,14 @@ def serve(
     url = f"{'https' if tls else 'http'}://{host}:{real_port}"
     app.extensions["sandbox"].startup_seconds = time.monotonic() - started
     app.extensions["sandbox"].cert_path = cert_path
+    pubsub = _start_pubsub(app, host, pubsub_port, cert_path, 270.0)
+    app.extensions["sandbox"].pubsub_port = pubsub.port if pubsub else None
     (ready or _banner)(url, app)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         pass
     finally:
+        if pubsub:
+            pubsub.stop()
         server.server_close()

@@ -15,6 +15,7 @@ from typing import Any
 from sandbox_org.auth import Sessions, User
 from sandbox_org.describe_builder import default_schemas_dir
 from sandbox_org.dml import Records, now_iso
+from sandbox_org.pubsub.cdc import ChangeEvents, tracked_entities
 from sandbox_org.query import Cursors
 from sandbox_org.schema import Schema
 from sandbox_org.store import Store
@@ -53,6 +54,10 @@ class SandboxConfig:
     seed: str | None = None  # "demo": generate the demo org when the store is empty
     seed_jobs: int = 500
     instance_url: str | None = None  # default: the URL the request came to
+    # Change Data Capture (Pub/Sub API): the objects with change events, and the 24 h
+    # delivery allocation reported as DailyDeliveredPlatformEvents (Unlimited/Performance).
+    cdc_entities: tuple[str, ...] = ("bpats__Job__c", "bpats__Job_Board_Application__c")
+    daily_delivery_limit: int = 50_000
 
     @classmethod
     def coerce(cls, config: SandboxConfig | dict[str, Any] | None) -> SandboxConfig:
@@ -61,8 +66,9 @@ class SandboxConfig:
         if isinstance(config, cls):
             return config
         known = {k: v for k, v in dict(config).items() if k in cls.__dataclass_fields__}
-        if "api_versions" in known:
-            known["api_versions"] = tuple(known["api_versions"])
+        for key in ("api_versions", "cdc_entities"):
+            if key in known:
+                known[key] = tuple(known[key])
         return cls(**known)
 
 
@@ -145,6 +151,12 @@ class Sandbox:
         self.cursors = Cursors(self.store.ids.new)
         self.faults = Faults()
         self.faults.configure(seed=config.fault_seed)
+        self.events = ChangeEvents(
+            tracked_entities(self.schema.objects, config.cdc_entities),
+            delivery_limit=config.daily_delivery_limit,
+        )
+        self.store.listeners.append(self.events.on_commit)
+        self.pubsub_port: int | None = None  # set by server.serve() when it serves Pub/Sub
         self.users: dict[str, User] = {}
         self._perms: dict[tuple[str, ...], Any] = {}
 

@@ -10,13 +10,18 @@ hold the lock for their whole transaction, as a database transaction would.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sandbox_org.ids import IdFactory
+
+_log = logging.getLogger(__name__)
+
+Change = tuple[str, dict[str, Any] | None, dict[str, Any]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -45,6 +50,10 @@ class Store:
         self._cache: dict[str, dict[str, dict[str, Any]]] = {}
         self._depth = 0
         self._undo: list[tuple[str, str, dict[str, Any] | None]] = []
+        # Commit hooks (Change Data Capture): called with [(sobject, old, new), ...] once per
+        # committed outermost transaction (or per write outside one), under the store lock.
+        self.listeners: list[Callable[[list[Change]], None]] = []
+        self._pending: list[Change] = []
         self._counters: dict[str, int] = dict(self._db.execute("SELECT name, value FROM counters"))
         for (rid,) in self._db.execute("SELECT id FROM records"):
             self.ids.seed(rid[:3], IdFactory.counter_of(rid) + 1)
@@ -62,6 +71,7 @@ class Store:
             self._depth += 1
             name = f"sp{self._depth}"
             mark = len(self._undo)
+            pending_mark = len(self._pending)
             self._db.execute(f"SAVEPOINT {name}")
             try:
                 yield
@@ -75,11 +85,13 @@ class Store:
                     else:
                         rows[rid] = old
                 del self._undo[mark:]
+                del self._pending[pending_mark:]
                 raise
             else:
                 self._db.execute(f"RELEASE {name}")
                 if self._depth == 1:
                     self._undo.clear()
+                    self._notify()
             finally:
                 self._depth -= 1
 
@@ -139,8 +151,21 @@ class Store:
                 (rid, sobject, int(bool(record["IsDeleted"])), json.dumps(record)),
             )
             rows[rid] = record
+            if self.listeners:
+                self._pending.append((sobject, old, record))
             if self._depth:
                 self._undo.append((sobject, rid, old))
+            else:
+                self._notify()
+
+    def _notify(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            for listener in self.listeners:
+                try:
+                    listener(pending)
+                except Exception:  # a commit hook never fails the write that committed
+                    _log.exception("store commit listener failed")
 
     def put_many(self, sobject: str, records: list[dict[str, Any]]) -> None:
         """Bulk insert (seeding): one executemany, no undo log."""
