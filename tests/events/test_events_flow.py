@@ -150,10 +150,10 @@ def faults(sandbox, **values: Any) -> dict[str, Any]:
     return response.json()
 
 
-def public_job(api) -> dict[str, Any]:
+def public_job(api, index: int = -1) -> dict[str, Any]:
     body = api.get("/v1/jobs", limit=5).get_json()
-    assert body["data"], body
-    return body["data"][-1]
+    assert len(body["data"]) == 5, body
+    return body["data"][index]
 
 
 def title_of(api, job_id: str) -> str | None:
@@ -269,7 +269,8 @@ def test_endpoint_down_falls_back_to_delta_polling_and_back(
         polled = f"Polled {uuid.uuid4().hex[:8]}"
         org.update(JOB, job["id"], {"bpats__Job_Title__c": polled})
         wait_for(lambda: title_of(api, job["id"]) == polled, 30, what="the change, by polling")
-        closed = public_job(api)
+        closed = public_job(api, 0)
+        assert closed["id"] != job["id"]
         org.delete(JOB, closed["id"])
         wait_for(
             lambda: api.get(f"/v1/jobs/{closed['id']}").status_code == 410,
