@@ -21,7 +21,7 @@ from sandbox_stack import admin_client, demo_connection, wait_for
 from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env
+from ats_gateway.embedded.stack import child_env, start_worker
 from ats_gateway.security import KeyStore
 from sandbox_org import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
@@ -58,6 +58,8 @@ def settings(base_settings, sandbox) -> Settings:
         events_lease_seconds=3.0,
         events_poll_seconds=0.5,
         events_stream_retry_seconds=2.0,
+        rate_limit_key_submit="100000/minute",
+        delivery_window_seconds=0.3,
     )
 
 
@@ -295,3 +297,50 @@ def test_idle_costs_no_org_calls(subscriber, sandbox, store):
         what="two seconds of keepalives",
     )
     assert usage(sandbox) == calls
+
+
+def test_org_status_of_a_delivered_application_is_recorded(
+    gateway, org, subscriber, store, tmp_path_factory, api
+):
+    worker = start_worker(
+        gateway.config["SETTINGS"], gateway.extensions["celery"], tmp_path_factory.mktemp("w")
+    )
+    try:
+        _, key = KeyStore(store).create(
+            kind="secret", name="board", scopes=["applications:write", "applications:read"]
+        )
+        http = gateway.test_client()
+        headers = {"Authorization": f"Bearer {key}"}
+        tag = uuid.uuid4().hex[:8]
+        accepted = http.post(
+            "/v1/applications",
+            json={
+                "job_id": public_job(api, 1)["id"],
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "email": f"ada@{tag}.example.com",
+                "consent": True,
+            },
+            headers=headers,
+        )
+        assert accepted.status_code == 202, accepted.get_json()
+        app_id = accepted.get_json()["id"]
+
+        def status() -> dict[str, Any]:
+            return http.get(f"/v1/applications/{app_id}", headers=headers).get_json()
+
+        delivered = wait_for(lambda: (s := status())["status"] == "delivered" and s, 60)
+        assert "org_status" not in delivered  # its own CREATE event changes nothing
+        org.update(
+            "bpats__Job_Board_Application__c",
+            delivered["salesforce_id"],
+            {"bpats__Status__c": "In Review"},
+        )
+        seen = wait_for(lambda: (s := status()).get("org_status") == "In Review" and s)
+        assert seen["status"] == "delivered"
+        entries = store.xrevrange("ats:events:application_status", count=5)
+        mine = [e for _, e in entries if e[b"application_id"].decode() == app_id]
+        assert mine and mine[0][b"org_status"] == b"In Review"
+        assert mine[0][b"salesforce_id"].decode() == delivered["salesforce_id"]
+    finally:
+        worker.stop()
