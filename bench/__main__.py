@@ -11,6 +11,8 @@ stopped when it ends) and prints a comparison measured in the same run:
     drain.py          drain throughput, 0/200/1000 ms org latency x 1/2/4 worker processes, vs
                       naive delivery at the same latency; peak memory of gateway and workers
     load.py           2 minutes of mixed traffic: error rate, latency percentiles, org calls
+    freshness.py      job snapshot: org calls idle and change-to-visible latency with change
+                      events vs today's periodic full reload vs delta polling
 
 A missing or failing script is reported and the others still run; the exit status is non-zero
 if any failed. `--quick` runs smaller sizes (a smoke test of the runner, a few minutes).
@@ -39,6 +41,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
         600,
     ),
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
+    "freshness": ([], ["--jobs", "1000", "--idle-seconds", "20", "--changes", "5"], 1500),
 }
 
 
