@@ -197,6 +197,7 @@ class Subscriber:
                 if self.mode == STREAM:
                     self.state.write(confirmed_at=repr(self.clock()))
                 self._maybe_reconcile()
+                self._maybe_prune()
             except Exception:
                 log.exception("events: heartbeat failed")
 
@@ -219,6 +220,18 @@ class Subscriber:
         last = float(self.state.read().get("last_reconcile_at") or 0)
         if self.clock() - last >= self.reconcile_seconds:
             self.reconcile("interval")
+
+    _pruned_on: dt.date | None = None
+
+    def _maybe_prune(self) -> None:
+        """Once a day (UTC): jobs whose end date has passed leave, without an org call."""
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        if self._pruned_on == today:
+            return
+        report = self.changes.prune_expired()
+        self._pruned_on = today
+        if report.removed:
+            log.info("events: %d jobs past their end date left the listing", report.removed)
 
     # ------------------------------------------------------------------ the active loop
 

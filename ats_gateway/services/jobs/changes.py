@@ -256,6 +256,8 @@ class SnapshotChanges:
 
             def upsert(record: dict[str, Any]) -> None:
                 key = str(record[id_field])[:15]
+                if by_id.get(key) == record:
+                    return  # a change applied twice (replay, polling overlap): no new version
                 by_id[key] = record
                 came.add(str(record[id_field]))
                 left.discard(str(record[id_field]))
@@ -354,6 +356,28 @@ class SnapshotChanges:
         report = self.apply(changes) if changes else ApplyReport()
         report.query_calls += calls
         return report, newest
+
+    def prune_expired(self) -> ApplyReport:
+        """Drop jobs whose date condition stopped holding with the passing of time (an end
+        date that is now past): no event tells of it, and no org call is needed to see it."""
+        contract = self.service.contract()
+        dated = [c for c in contract.fixed_filter if c.date_literal]
+        by_api = {f.api_name.lower(): f.name for f in contract.fields}
+        if not dated or any(c.field.lower() not in by_api for c in dated):
+            return ApplyReport()
+        pointer = self.store.pointer()
+        snapshot = self.store.load(pointer.version) if pointer else None
+        if snapshot is None:
+            return ApplyReport()
+        today = self._today()
+        expired = [
+            str(r[contract.id_field])
+            for r in snapshot.records
+            if any(not _holds(c, r.get(by_api[c.field.lower()]), today) for c in dated)
+        ]
+        if not expired:
+            return ApplyReport()
+        return self.apply([JobChange("DELETE", tuple(expired))])
 
     def reconcile(self) -> Any:
         """The full reload (safety net); jobs that left the public set meanwhile become gone."""

@@ -56,3 +56,35 @@ def test_fixed_filter_locally():
     assert fails_filter(CONTRACT, {"bpats__Status__c": "Filled"}, TODAY)
     assert not fails_filter(CONTRACT, {"bpats__Status__c": "open"}, TODAY)  # SOQL ignores case
     assert not fails_filter(CONTRACT, {"bpats__Job_Title__c": "x"}, TODAY)
+
+
+def test_jobs_past_their_end_date_leave_without_an_org_call(redis_client):
+    from ats_gateway.services.jobs import JobsService, SnapshotStore
+    from ats_gateway.services.jobs.changes import GoneJobs, SnapshotChanges
+
+    def no_org():
+        raise AssertionError("pruning must not call the org")
+
+    prefix = "test:prune:"
+    store = SnapshotStore(redis_client, key_prefix=prefix)
+    store.clear()
+    service = JobsService(store, contract=lambda: CONTRACT, source=no_org)
+    ended, open_ended, today = "a0M000000000001AAA", "a0M000000000002AAA", "a0M000000000003AAA"
+    store.publish(
+        [
+            {"id": ended, "title": "a", "closes_at": "2026-11-25"},
+            {"id": open_ended, "title": "b", "closes_at": None},
+            {"id": today, "title": "c", "closes_at": "2026-11-26"},
+        ],
+        snapshot_at=0.0,
+    )
+    noon = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp()
+    gone = GoneJobs(redis_client)
+    gone.discard([ended])
+    changes = SnapshotChanges(service, redis_client, gone=gone, clock=lambda: noon)
+    report = changes.prune_expired()
+    assert report.removed == 1 and report.query_calls == 0
+    snapshot = store.load(store.pointer().version)
+    assert sorted(r["id"] for r in snapshot.records) == [open_ended, today]
+    assert ended in gone and today not in gone
+    assert changes.prune_expired().removed == 0  # nothing more to do, no new version
