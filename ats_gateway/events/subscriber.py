@@ -269,21 +269,28 @@ class Subscriber:
             metadata = self.auth.metadata()
         except Exception as exc:
             raise StreamDown(f"no access token ({type(exc).__name__})") from None
-        self.schemas = self.schemas or SchemaCache(
+        for attempt in (1, 2):
+            try:
+                for topic in self.topics:
+                    stub.GetTopic(pb.TopicRequest(topic_name=topic), metadata=metadata, timeout=10)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED and attempt == 1:
+                    # The cached token expired: log in once and try again at once.
+                    metadata = self.auth.metadata(refresh=True)
+                    continue
+                reason = f"GetTopic: {exc.code().name} {_error_code(exc)}".strip()
+                raise StreamDown(reason) from None
+        current = metadata
+        # Schemas are fetched with the latest good token (a new cache per stream is cheap:
+        # one GetSchema per schema id).
+        self.schemas = SchemaCache(
             lambda schema_id: (
                 stub.GetSchema(
-                    pb.SchemaRequest(schema_id=schema_id), metadata=metadata, timeout=30
+                    pb.SchemaRequest(schema_id=schema_id), metadata=current, timeout=30
                 ).schema_json
             )
         )
-        try:
-            for topic in self.topics:
-                stub.GetTopic(pb.TopicRequest(topic_name=topic), metadata=metadata, timeout=10)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                self.auth.metadata(refresh=True)
-            raise StreamDown(f"GetTopic: {exc.code().name} {_error_code(exc)}".strip()) from None
-
         inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         calls = []
         for topic in self.topics:
