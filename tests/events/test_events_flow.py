@@ -344,3 +344,18 @@ def test_org_status_of_a_delivered_application_is_recorded(
         assert mine[0][b"salesforce_id"].decode() == delivered["salesforce_id"]
     finally:
         worker.stop()
+
+
+def test_cdc_not_enabled_falls_back_to_polling(api, org, subscriber, sandbox, store):
+    """An org where Change Data Capture is off for jobs: the channel cannot be subscribed,
+    the gateway polls deltas instead, and streams again once an admin turns CDC on."""
+    job = public_job(api, 2)
+    faults(sandbox, pubsub_cdc={JOB: False}, pubsub_drop_streams=True)
+    try:
+        wait_for(lambda: state(store).get("mode") == "polling", 30, what="polling mode")
+        polled = f"NoCdc {uuid.uuid4().hex[:8]}"
+        org.update(JOB, job["id"], {"bpats__Job_Title__c": polled})
+        wait_for(lambda: title_of(api, job["id"]) == polled, 30, what="the change, by polling")
+    finally:
+        faults(sandbox, pubsub_cdc={JOB: True})
+    wait_for(lambda: state(store).get("mode") == "stream", 30, what="the stream back")
