@@ -206,20 +206,34 @@ class Subscriber:
     def reconcile(self, reason: str) -> None:
         """One full reload of the snapshot (the safety net), counted in the state."""
         with self._reconcile_lock:
-            log.info("events: full reconciliation (%s)", reason)
-            try:
-                result = self.changes.reconcile()
-            except RefreshFailed as exc:
-                log.warning("events: reconciliation failed: %s", str(exc)[:200])
-                return
-            self.state.count_reconciliation(reason)
-            self.state.write(confirmed_at=repr(self.clock()))
-            log.info("events: reconciled: %s", result.as_dict())
+            self._reconcile(reason)
+
+    _attempted_at = 0.0
+
+    def _reconcile(self, reason: str) -> None:
+        log.info("events: full reconciliation (%s)", reason)
+        self._attempted_at = self.clock()
+        try:
+            result = self.changes.reconcile()
+        except RefreshFailed as exc:
+            log.warning("events: reconciliation failed: %s", str(exc)[:200])
+            return
+        self.state.count_reconciliation(reason)
+        self.state.write(confirmed_at=repr(self.clock()))
+        log.info("events: reconciled: %s", result.as_dict())
 
     def _maybe_reconcile(self) -> None:
-        last = float(self.state.read().get("last_reconcile_at") or 0)
-        if self.clock() - last >= self.reconcile_seconds:
-            self.reconcile("interval")
+        """The periodic one; skipped while another runs (that one resets the clock)."""
+        if self.clock() - self._attempted_at < 60 or not self._reconcile_lock.acquire(
+            blocking=False
+        ):
+            return  # (a failed one is retried after a minute, not at every heartbeat)
+        try:
+            last = float(self.state.read().get("last_reconcile_at") or 0)
+            if self.clock() - last >= self.reconcile_seconds:
+                self._reconcile("interval")
+        finally:
+            self._reconcile_lock.release()
 
     _pruned_on: dt.date | None = None
 
@@ -237,8 +251,10 @@ class Subscriber:
 
     def _active(self) -> None:
         self._set_mode(STARTING, "")
-        if self.changes.store.pointer() is None or not self.state.read().get("last_reconcile_at"):
-            self.reconcile("start")
+        with self._reconcile_lock:  # (the heartbeat's periodic check may have done it)
+            state = self.state.read()
+            if self.changes.store.pointer() is None or not state.get("last_reconcile_at"):
+                self._reconcile("start")
         while self._holding():
             try:
                 self._stream()
