@@ -285,6 +285,9 @@ def create_app(config: SandboxConfig | dict[str, Any] | None = None) -> Flask:
     from sandbox_org.admin import admin
 
     app.register_blueprint(admin)
+    from sandbox_org.soap import soap
+
+    app.register_blueprint(soap)
 
     @app.before_request
     def _uri_limit() -> Response | None:

@@ -147,6 +147,15 @@ class Sessions:
             return self._jwt(params.get("assertion", ""), instance_url)
         raise OAuthError("unsupported_grant_type", "grant type not supported")
 
+    def login(self, username: str, password: str) -> Session:
+        """SOAP ``login()``: username + password (+ security token) -> a session (no app)."""
+        user = self.users.get(username.lower())
+        if user is None or not user.active or password != user.password + user.security_token:
+            raise OAuthError(
+                "INVALID_LOGIN", "Invalid username, password, security token; or user locked out."
+            )
+        return self._issue(user)
+
     def _client(self, params: dict[str, str], *, secret_required: bool) -> User:
         user = self.by_client(params.get("client_id", ""))
         if user is None:

@@ -85,10 +85,12 @@ class Nested:
 
 @dataclass(frozen=True)
 class ResumeRule:
-    field: str
-    max_bytes: int
-    types: tuple[str, ...]
-    media_types: tuple[str, ...]
+    """What an upload may be (`[resume]` of a contract); the defaults serve without one."""
+
+    max_bytes: int = 5 * 1024 * 1024
+    types: tuple[str, ...] = ("pdf", "doc", "docx", "rtf", "txt")
+    field: str = "resume"  # the public name errors point at
+    media_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

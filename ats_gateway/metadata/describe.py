@@ -182,12 +182,33 @@ def snapshot_path(schemas_dir: str | Path, sobject: str) -> Path:
 
 
 def load_snapshot(schemas_dir: str | Path, sobject: str) -> dict[str, Any]:
-    """The describe snapshot shipped in `schemas/objects/` (the offline fallback)."""
+    """The describe snapshot shipped in `schemas/objects/` (the offline fallback).
+
+    The one reader of snapshot files; :class:`SnapshotDescribes` caches it per object."""
     path = snapshot_path(schemas_dir, sobject)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ContractError(f"no describe snapshot for {sobject} at {path}") from None
+
+
+class SnapshotDescribes:
+    """Describe snapshots by object name, each read once; ``None`` for an object without one.
+
+    A callable the Salesforce clients' allow-lists take as ``describes``, so they can follow
+    relationship paths and subqueries in SOQL without asking the org."""
+
+    def __init__(self, schemas_dir: str | Path) -> None:
+        self.schemas_dir = Path(schemas_dir)
+        self._cache: dict[str, dict[str, Any] | None] = {}
+
+    def __call__(self, sobject: str) -> dict[str, Any] | None:
+        if sobject not in self._cache:
+            try:
+                self._cache[sobject] = load_snapshot(self.schemas_dir, sobject)
+            except ContractError:
+                self._cache[sobject] = None
+        return self._cache[sobject]
 
 
 def dump_snapshot(describe: Mapping[str, Any]) -> str:

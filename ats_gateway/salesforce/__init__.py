@@ -17,7 +17,7 @@ Errors are :class:`SalesforceError` subclasses (see ``errors.py``); batch calls 
 
 from ats_gateway.salesforce.auth import Token, TokenManager
 from ats_gateway.salesforce.budget import ApiBudget, BudgetSnapshot
-from ats_gateway.salesforce.client import QueryResult, SalesforceClient
+from ats_gateway.salesforce.client import SalesforceClient
 from ats_gateway.salesforce.connections import (
     DEFAULT_GRANTS,
     ConnectionSettings,
@@ -43,6 +43,7 @@ from ats_gateway.salesforce.results import (
     Graph,
     GraphResult,
     QueryPage,
+    QueryResult,
     RecordOutcome,
     Subrequest,
     SubResponse,

@@ -1,8 +1,8 @@
-"""What the client's batch operations return: per-record outcomes and subresponses."""
+"""What the client returns: per-record outcomes, subresponses and query results."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,45 @@ class QueryPage:
     total_size: int
     done: bool
     next_records_url: str | None
+
+
+class QueryResult:
+    """Records of a query, fetched page by page as iteration reaches them.
+
+    ``first`` fetches the first page, ``next_page`` the page at a ``nextRecordsUrl`` (one API
+    call each). ``total_size`` is known once the first page has been fetched
+    (:meth:`fetch_first` or the first ``next()``); ``pages_fetched`` counts API calls so far.
+    """
+
+    def __init__(
+        self, first: Callable[[], QueryPage], next_page: Callable[[str], QueryPage]
+    ) -> None:
+        self._first = first
+        self._next_page = next_page
+        self._page: QueryPage | None = None
+        self.pages_fetched = 0
+
+    def fetch_first(self) -> QueryPage:
+        if self._page is None:
+            self._page = self._first()
+            self.pages_fetched = 1
+        return self._page
+
+    @property
+    def total_size(self) -> int:
+        return self.fetch_first().total_size
+
+    def pages(self) -> Iterator[QueryPage]:
+        page = self.fetch_first()
+        yield page
+        while page.next_records_url:
+            page = self._next_page(page.next_records_url)
+            self.pages_fetched += 1
+            yield page
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for page in self.pages():
+            yield from page.records
 
 
 @dataclass(frozen=True)

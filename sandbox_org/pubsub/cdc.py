@@ -376,7 +376,8 @@ class ChangeEvents:
         nulled: list[str] | None = None,
         changed: list[str] | None = None,
     ) -> dict[str, Any]:
-        self._commit_number += 1
+        with self.cond:
+            self._commit_number += 1
         return {
             "entityName": sobject,
             "recordIds": record_ids,

@@ -319,14 +319,19 @@ def start_pubsub(
     Each open Subscribe call holds one of ``max_workers`` threads.
     """
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pubsub")
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pubsub"),
+        # No SO_REUSEPORT: a second sandbox on a taken port must fail, not share it.
+        options=[("grpc.so_reuseport", 0)],
     )
     pb2_grpc.add_PubSubServicer_to_server(PubSubServicer(sandbox, keepalive_seconds), server)
     address = f"{host}:{port}"
-    if tls:
-        bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
-    else:
-        bound = server.add_insecure_port(address)
+    try:
+        if tls:
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises on a failed bind in recent versions
+        bound = 0
     if not bound:
         raise OSError(f"cannot bind the Pub/Sub API to {address}")
     server.start()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ats_gateway.metadata.contracts import ResumeRule
 from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
 from ats_gateway.services.applications.validation import ApplicationSchema, FieldErrors
 from ats_gateway.services.delivery import DELIVERED, DUPLICATE, FAILED, QUEUED, Outbox
@@ -96,13 +97,6 @@ class Accepted:
     id: str
     status: str = QUEUED
     replayed: bool = False
-
-
-@dataclass
-class ResumeRule:
-    max_bytes: int = 5 * 1024 * 1024
-    types: tuple[str, ...] = ("pdf", "doc", "docx", "rtf", "txt")
-    field: str = "resume"
 
 
 @dataclass

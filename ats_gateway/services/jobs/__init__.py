@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ats_gateway.services.jobs.contract import JobsContract, from_metadata
-from ats_gateway.services.jobs.engine import CursorCodec, JobIndex, JobQuery, SortSpec, parse_query
+from ats_gateway.services.jobs.engine import CursorCodec, JobIndex, JobQuery, SortSpec
 from ats_gateway.services.jobs.errors import (
     CursorGone,
     JobGone,
@@ -50,7 +50,6 @@ __all__ = [
     "SortSpec",
     "build_service",
     "init_app",
-    "parse_query",
 ]
 
 JOB, JOB_FILTERS = "job", "job_filters"

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Field kinds the engine knows how to compare, index and render.
-KINDS = ("id", "string", "html", "picklist", "boolean", "date", "datetime", "number")
-FILTER_OPS = ("in", "gte", "lte")
+from ats_gateway.metadata.contracts import FILTER_OPS, FixedCondition
+
+#: Field kinds the engine knows how to compare, index and render (not the resource kinds of
+#: :data:`ats_gateway.metadata.contracts.KINDS`).
+FIELD_KINDS = ("id", "string", "html", "picklist", "boolean", "date", "datetime", "number")
 
 _KIND_OF_TYPE = {
     "id": "id",
@@ -52,7 +54,7 @@ class JobField:
     values: tuple[str, ...] = ()  # allowed values of a restricted picklist (active ones)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in FIELD_KINDS:
             raise ValueError(f"job field {self.name!r}: unknown kind {self.kind!r}")
 
 
@@ -67,17 +69,6 @@ class FilterParam:
     def __post_init__(self) -> None:
         if self.op not in FILTER_OPS:
             raise ValueError(f"filter {self.param!r}: op must be one of {FILTER_OPS}")
-
-
-@dataclass(frozen=True)
-class FixedCondition:
-    """One ANDed condition of the server-side filter (API names; see :mod:`.source`)."""
-
-    field: str
-    op: str
-    value: Any = None
-    date_literal: str | None = None
-    or_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +168,7 @@ def from_metadata(job: Any, job_filters: Any, describe: Any, *, version: str = "
         sobject=job.object,
         fields=tuple(fields),
         filters=tuple(filters),
-        fixed_filter=tuple(
-            FixedCondition(c.field, c.op, c.value, c.date_literal, c.or_null)
-            for c in job.fixed_filter
-        ),
+        fixed_filter=tuple(job.fixed_filter),
         default_sort=(sort.default if sort and sort.default else "-posted_at"),
         default_limit=int(limit.default) if limit and limit.default else 20,
         max_limit=int(limit.max) if limit and limit.max else 100,

@@ -23,7 +23,6 @@ import bisect
 import datetime as dt
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ from ats_gateway.services.jobs.text import fold, strip_html, words
 
 DEFAULT_LIMIT = 20
 MAX_QUERY_WORDS = 10
-MAX_Q_LENGTH = 200
-MAX_VALUES = 50
+#: Listing controls; the rest of a listing's parameters are filters (`job_filters` contract).
 CONTROLS = ("q", "sort", "limit", "cursor", "fields")
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?\Z")
 _EMPTY: frozenset[int] = frozenset()
@@ -104,152 +102,6 @@ def _error(field: str, code: str, message: str) -> dict[str, str]:
     return {"field": field, "code": code, "message": message}
 
 
-def _split(raw: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for item in raw:
-        out.extend(part.strip() for part in item.split(",") if part.strip())
-    return out
-
-
-def parse_query(
-    args: Mapping[str, Sequence[str]],
-    contract: JobsContract,
-    *,
-    controls: Sequence[str] = CONTROLS,
-) -> JobQuery:
-    """Validate query parameters (each name -> its list of values) against the contract.
-
-    Filters: ``param=a`` or ``param=a&param=b`` or ``param=a,b`` (IN) for ``in`` filters, one
-    bound for ``gte``/``lte`` ones; ``q``, ``sort`` (comma-separated, ``-`` for descending),
-    ``limit``, ``cursor``, ``fields``. Raises :class:`QueryInvalid` listing every problem and
-    what is allowed instead.
-    """
-    errors: list[dict[str, str]] = []
-    allowed = [*contract.params, *controls]
-    for name in args:
-        if name not in allowed:
-            errors.append(
-                _error(
-                    name, "unknown_parameter", "Unknown parameter; allowed: " + ", ".join(allowed)
-                )
-            )
-
-    filters: dict[str, tuple[str, ...]] = {}
-    ranges: dict[str, Any] = {}
-    for flt in contract.filters:
-        if flt.param not in args:
-            continue
-        spec = contract.field(flt.field)
-        if flt.op != "in":
-            raw = list(args[flt.param])
-            if len(raw) != 1:
-                errors.append(_error(flt.param, "repeated", "Give this parameter once."))
-                continue
-            bound, problem = _range_bound(spec.kind, raw[0])
-            if problem:
-                errors.append(_error(flt.param, "invalid", problem))
-            else:
-                ranges[flt.param] = bound
-            continue
-        values = _split(args[flt.param])
-        if not values:
-            errors.append(_error(flt.param, "empty", "Give at least one value."))
-            continue
-        if len(values) > MAX_VALUES:
-            errors.append(_error(flt.param, "too_many", f"At most {MAX_VALUES} values."))
-            continue
-        keys: set[str] = set()
-        for value in values:
-            key, problem = _filter_key(spec.kind, spec.values, value)
-            if problem:
-                errors.append(_error(flt.param, "invalid_choice", problem))
-            else:
-                keys.add(key)
-        filters[flt.param] = tuple(sorted(keys))
-
-    single: dict[str, str] = {}
-    for name in controls:
-        if name in args:
-            raw = list(args[name])
-            if len(raw) != 1:
-                errors.append(_error(name, "repeated", "Give this parameter once."))
-            else:
-                single[name] = raw[0]
-
-    query_words: tuple[str, ...] = ()
-    if "q" in single:
-        text = single["q"]
-        if len(text) > MAX_Q_LENGTH:
-            errors.append(_error("q", "too_long", f"At most {MAX_Q_LENGTH} characters."))
-        else:
-            found = list(dict.fromkeys(words(text)))
-            if len(found) > MAX_QUERY_WORDS:
-                errors.append(_error("q", "too_many_words", f"At most {MAX_QUERY_WORDS} words."))
-            query_words = tuple(sorted(found))
-
-    sort = SortSpec.parse(contract.default_sort)
-    if "sort" in single:
-        wanted = SortSpec.parse(single["sort"])
-        bad = [name for name, _ in wanted.keys if name not in contract.sortable]
-        names = [name for name, _ in wanted.keys]
-        if bad or not wanted.keys or len(set(names)) != len(names):
-            choices = ", ".join(f"{s}, -{s}" for s in contract.sortable)
-            errors.append(
-                _error(
-                    "sort",
-                    "invalid_choice",
-                    f"Cannot sort by {single['sort']!r}; give comma-separated fields, each at "
-                    f"most once, from: {choices}",
-                )
-            )
-        else:
-            sort = wanted
-
-    limit = contract.default_limit
-    if "limit" in single:
-        try:
-            limit = int(single["limit"])
-        except ValueError:
-            limit = -1
-        if not 1 <= limit <= contract.max_limit:
-            errors.append(
-                _error(
-                    "limit", "out_of_range", f"Must be an integer from 1 to {contract.max_limit}."
-                )
-            )
-
-    fields: tuple[str, ...] | None = None
-    if "fields" in single:
-        wanted_fields = _split([single["fields"]])
-        bad = [f for f in wanted_fields if f not in contract.exposed]
-        if bad or not wanted_fields:
-            errors.append(
-                _error(
-                    "fields",
-                    "invalid_choice",
-                    f"Unknown field(s) {', '.join(bad) or '(none)'}; allowed: "
-                    + ", ".join(contract.exposed),
-                )
-            )
-        else:
-            fields = tuple(dict.fromkeys([contract.id_field, *wanted_fields]))
-
-    cursor = single.get("cursor") or None
-    if cursor is not None and len(cursor) > 2000:
-        errors.append(_error("cursor", "invalid", "Not a cursor this API issued."))
-    if errors:
-        raise QueryInvalid(errors)
-    return JobQuery(
-        filters=tuple(sorted(filters.items())),
-        ranges=tuple(sorted(ranges.items())),
-        words=query_words,
-        sort=sort,
-        limit=limit,
-        fields=fields,
-        cursor=cursor,
-    )
-
-
 def from_listing(listing: Any, contract: JobsContract) -> JobQuery:
     """A :class:`JobQuery` from the metadata layer's validated ``ListingQuery`` (the
     `job_filters` schema has checked names, types, picklist values, sort, limit and fields)."""
@@ -287,47 +139,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return value
-
-
-def _filter_key(kind: str, allowed: tuple[str, ...], value: str) -> tuple[str, str]:
-    """(normalised key, problem) for one equality value."""
-    if kind == "picklist" and allowed:
-        folded = fold(value)
-        for choice in allowed:
-            if fold(choice) == folded:
-                return folded, ""
-        return "", f"{value!r} is not allowed; allowed: " + ", ".join(allowed)
-    if kind == "boolean":
-        lowered = value.lower()
-        if lowered in ("true", "1", "yes"):
-            return "true", ""
-        if lowered in ("false", "0", "no"):
-            return "false", ""
-        return "", f"{value!r} is not a boolean; allowed: true, false"
-    if kind == "number":
-        number, problem = _range_bound("number", value)
-        return ("" if problem else _eq_key(number)), problem
-    if len(value) > 255:
-        return "", "At most 255 characters."
-    return fold(value), ""
-
-
-def _range_bound(kind: str, raw: str) -> tuple[Any, str]:
-    raw = raw.strip()
-    if kind in ("date", "datetime"):
-        try:
-            return dt.date.fromisoformat(raw[:10]).isoformat() + raw[10:], ""
-        except ValueError:
-            return None, f"{raw!r} is not a date (YYYY-MM-DD)"
-    if kind == "number":
-        try:
-            number = float(raw)
-        except ValueError:
-            return None, f"{raw!r} is not a number"
-        if not math.isfinite(number):
-            return None, f"{raw!r} is not a finite number"
-        return number, ""
-    return fold(raw), ""
 
 
 def _eq_key(value: Any) -> str:

@@ -23,14 +23,7 @@ from typing import Any
 import redis
 
 from ats_gateway.services.jobs.contract import JobsContract
-from ats_gateway.services.jobs.engine import (
-    CONTROLS,
-    CursorCodec,
-    JobIndex,
-    JobQuery,
-    from_listing,
-    parse_query,
-)
+from ats_gateway.services.jobs.engine import CONTROLS, CursorCodec, JobIndex, JobQuery, from_listing
 from ats_gateway.services.jobs.errors import (
     JobGone,
     JobNotFound,
@@ -52,6 +45,19 @@ def iso(epoch: float) -> str:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
+
+
+def load_query(loader: Callable[[Args], Any], args: Args, contract: JobsContract) -> JobQuery:
+    """The engine's query of ``args``, validated by ``loader`` (the metadata layer's
+    `job_filters` schema); its field errors become :class:`QueryInvalid`."""
+    try:
+        listing_query = loader(args)
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        if isinstance(errors, list):  # the metadata layer's InvalidInput
+            raise QueryInvalid(errors) from None
+        raise
+    return from_listing(listing_query, contract)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ class JobsService:
         lock_timeout: float = 300.0,
         clock: Callable[[], float] = time.time,
         response_cache_size: int = 1024,
-        query_loader: Callable[[Args], Any] | None = None,
+        query_loader: Callable[[Args], Any],
     ) -> None:
         self.store = store
         self.contract = contract
@@ -129,8 +135,9 @@ class JobsService:
         self.gone: Callable[[str], bool] = lambda job_id: False
 
     def parse(self, args: Args, contract: JobsContract, *, listing: bool = True) -> JobQuery:
-        """Validate query parameters: with the metadata layer's `job_filters` schema when one
-        is wired (``query_loader``), else with :func:`parse_query` over the contract.
+        """Validate query parameters with the metadata layer's `job_filters` schema
+        (``query_loader``: the grammar of filters lives there only), then translate them
+        for the engine (:func:`~.engine.from_listing`).
 
         Valid queries are remembered per contract version: career sites repeat a few
         queries endlessly, and validation is the same every time until the describe changes.
@@ -146,8 +153,6 @@ class JobsService:
         return query
 
     def _parse(self, args: Args, contract: JobsContract, *, listing: bool) -> JobQuery:
-        if self.query_loader is None:
-            return parse_query(args, contract, controls=CONTROLS if listing else ("q",))
         if not listing:
             extra = [name for name in args if name in CONTROLS and name != "q"]
             if extra:
@@ -161,14 +166,7 @@ class JobsService:
                         for name in extra
                     ]
                 )
-        try:
-            listing_query = self.query_loader(args)
-        except Exception as exc:
-            errors = getattr(exc, "errors", None)
-            if isinstance(errors, list):  # the metadata layer's InvalidInput
-                raise QueryInvalid(errors) from None
-            raise
-        return from_listing(listing_query, contract)
+        return load_query(self.query_loader, args, contract)
 
     # -- the snapshot -------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from ats_gateway.metadata.contracts import FixedCondition
 from ats_gateway.salesforce import soql
-from ats_gateway.services.jobs.contract import FixedCondition, JobsContract
+from ats_gateway.services.jobs.contract import JobsContract
 
 _OPS = {"=": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 

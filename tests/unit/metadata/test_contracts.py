@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ats_gateway.metadata.contracts import check_contract, load_contracts
-from ats_gateway.metadata.describe import ContractError, ObjectDescribe
+from ats_gateway.metadata.describe import ContractError, ObjectDescribe, SnapshotDescribes
 
 from .conftest import SCHEMAS, make_metadata, snapshot
 
@@ -112,3 +112,14 @@ def test_malformed_contracts_say_what_is_wrong(tmp_path, text, error):
     (tmp_path / "resources" / "x.toml").write_text(text)
     with pytest.raises(ContractError, match=error):
         load_contracts(tmp_path)
+
+
+def test_snapshot_describes_read_each_file_once_and_answer_none_without_one(tmp_path):
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    shutil.copy(SCHEMAS / "objects" / "Contact.json", objects / "Contact.json")
+    describes = SnapshotDescribes(tmp_path)
+    assert describes("Contact") == snapshot("Contact")
+    (objects / "Contact.json").unlink()  # read once: the cached describe still answers
+    assert describes("Contact")["name"] == "Contact"
+    assert describes("bpats__Nothing__c") is None

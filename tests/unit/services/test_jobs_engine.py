@@ -1,12 +1,22 @@
-"""The pure jobs engine: query parsing, filters, full-text q, sort, keyset cursors, facets."""
+"""The pure jobs engine: filters, full-text q, sort, keyset cursors, facets.
+
+Queries are made the way the service makes them: parsed by the metadata layer's `job_filters`
+schema (offline, over the shipped describe snapshots), then translated by ``from_listing``.
+How bad parameters are reported is tested with that schema (tests/unit/metadata)."""
 
 from __future__ import annotations
 
+import functools
 import random
 from types import SimpleNamespace
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
+from ats_gateway.config import PROJECT_ROOT
+from ats_gateway.metadata.cache import DescribeCache
+from ats_gateway.metadata.contracts import load_contracts
+from ats_gateway.metadata.service import Metadata
 from ats_gateway.services.jobs.contract import FilterParam, JobField, JobsContract
 from ats_gateway.services.jobs.engine import (
     CursorCodec,
@@ -15,9 +25,9 @@ from ats_gateway.services.jobs.engine import (
     JobQuery,
     SortSpec,
     from_listing,
-    parse_query,
 )
 from ats_gateway.services.jobs.errors import CursorGone, QueryInvalid
+from ats_gateway.services.jobs.service import load_query
 from ats_gateway.services.jobs.text import fold, words
 
 DEPARTMENTS = ("Engineering", "Sales", "Marketing")
@@ -63,8 +73,15 @@ def job(n: int, **values) -> dict:
     return base
 
 
+SCHEMAS = PROJECT_ROOT / "ats_gateway" / "schemas"
+METADATA = Metadata(load_contracts(SCHEMAS), DescribeCache(None, SCHEMAS, {}))  # snapshots only
+
+
 def q(**args) -> JobQuery:
-    return parse_query({k: v if isinstance(v, list) else [v] for k, v in args.items()}, CONTRACT)
+    """The query of these parameters, parsed as a request's are (a list: repeated)."""
+    pairs = [(k, v) for k, vs in args.items() for v in (vs if isinstance(vs, list) else [vs])]
+    loader = functools.partial(METADATA.load_query, "job_filters")
+    return load_query(loader, MultiDict(pairs), CONTRACT)
 
 
 def listing(index: JobIndex, query: JobQuery) -> list[str]:
@@ -111,7 +128,7 @@ def test_unknown_parameters_are_listed_with_what_is_allowed():
         q(colour="red")
     (problem,) = err.value.errors
     assert problem["field"] == "colour"
-    assert problem["code"] == "unknown_parameter"
+    assert problem["code"] == "unknown_field"
     assert "department" in problem["message"] and "posted_after" in problem["message"]
 
 
@@ -119,7 +136,7 @@ def test_picklist_value_outside_the_org_is_refused_with_the_allowed_values():
     with pytest.raises(QueryInvalid) as err:
         q(department="Astronomy")
     (problem,) = err.value.errors
-    assert problem["field"] == "department"
+    assert problem["field"] == "department[0]"
     assert "Engineering, Sales, Marketing" in problem["message"]
 
 
@@ -127,13 +144,13 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(QueryInvalid) as err:
         q(sort="-colour", limit="500", fields="title,secret", posted_after="yesterday")
     fields = sorted(e["field"] for e in err.value.errors)
-    assert fields == ["fields", "limit", "posted_after", "sort"]
+    assert fields == ["fields[1]", "limit", "posted_after", "sort"]
     sort_message = next(e["message"] for e in err.value.errors if e["field"] == "sort")
-    assert "-salary_min" in sort_message
+    assert "salary_min" in sort_message and "prefix - for descending" in sort_message
 
 
 def test_in_filters_take_commas_or_repeats_and_fold_values():
-    assert q(department="sales,Engineering").filters == (("department", ("engineering", "sales")),)
+    assert q(department="Sales,Engineering").filters == (("department", ("engineering", "sales")),)
     assert (
         q(department=["Sales", "Engineering"]).filters == q(department="Sales,Engineering").filters
     )
