@@ -50,10 +50,10 @@ def channel_for(settings: Any) -> Any:
     local sandbox)."""
     import grpc
 
-    options = [
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.keepalive_time_ms", 60_000),
-    ]
+    # No client keepalive pings: servers answer pings on an idle stream more often than
+    # every 5 minutes with GOAWAY "too_many_pings"; the Pub/Sub API sends an empty
+    # FetchResponse at least every 270 s instead, which keeps the stream alive.
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
     if settings.pubsub_tls:
         return grpc.secure_channel(
             settings.pubsub_endpoint, grpc.ssl_channel_credentials(), options=options

@@ -255,7 +255,9 @@ class Subscriber:
             state = self.state.read()
             if self.changes.store.pointer() is None or not state.get("last_reconcile_at"):
                 self._reconcile("start")
+        retries = 0
         while self._holding():
+            self._streamed = False
             try:
                 self._stream()
             except ReplayTooOld as exc:
@@ -264,7 +266,16 @@ class Subscriber:
                     self.replay.forget(topic)
                 self._pending_reconcile = "replay_too_old"
             except StreamDown as exc:
+                # A stream that was up and dropped is re-opened at once (then after 1 s, 2 s:
+                # the guide's bounded retries with backoff); polling only when that fails.
+                retries = 0 if self._streamed else retries + 1
+                if self.mode == STREAM and retries <= 2:
+                    log.info("events: stream ended (%s); subscribing again", exc)
+                    self.stop_event.wait(float(retries and 2 ** (retries - 1)))
+                    continue
                 self._poll_until_stream(str(exc))
+
+    _streamed = False
 
     _pending_reconcile: str | None = None
 
@@ -321,6 +332,7 @@ class Subscriber:
             reader.start()
         was_polling = self.mode == POLLING
         self._set_mode(STREAM, "")
+        self._streamed = True
         if self._pending_reconcile:
             reason, self._pending_reconcile = self._pending_reconcile, None
             self.reconcile(reason)

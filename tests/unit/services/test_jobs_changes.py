@@ -68,7 +68,9 @@ def test_jobs_past_their_end_date_leave_without_an_org_call(redis_client):
     prefix = "test:prune:"
     store = SnapshotStore(redis_client, key_prefix=prefix)
     store.clear()
-    service = JobsService(store, contract=lambda: CONTRACT, source=no_org)
+    service = JobsService(
+        store, contract=lambda: CONTRACT, source=no_org, query_loader=lambda args: None
+    )
     ended, open_ended, today = "a0M000000000001AAA", "a0M000000000002AAA", "a0M000000000003AAA"
     store.publish(
         [
