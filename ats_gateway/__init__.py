@@ -14,18 +14,7 @@ __all__ = ["Settings", "create_app"]
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway app. `config` is a `Settings`, a mapping of overrides, or None (env)."""
-    from ats_gateway import (
-        api,
-        connections,
-        errors,
-        events,
-        extensions,
-        logs,
-        metadata,
-        security,
-        tasks,
-    )
-    from ats_gateway.services import jobs
+    from ats_gateway import api, composition, errors, extensions, logs, security, tasks
 
     settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
 
@@ -38,19 +27,15 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     app.json.sort_keys = False
     app.json.compact = True
+    logs.configure_logging(settings.log_format, settings.log_level)
+    services = composition.build_services(settings)  # every long-lived piece, built once
 
     # Start-up, top to bottom; each step binds one concern to the app.
     for init in (
-        lambda a: logs.configure_logging(settings.log_format, settings.log_level),
+        lambda a: composition.init_app(a, services),  # app.extensions["services"]
         extensions.init_request_tracking,
         errors.init_app,
-        extensions.init_redis,
-        extensions.init_readiness,
-        connections.init_app,
         tasks.celery_init_app,
-        metadata.init_app,
-        jobs.init_app,
-        events.init_app,
         security.init_app,
         api.init_app,
     ):

@@ -7,7 +7,7 @@
     ats-gateway schemas pull / doctor            describe snapshots, permission preflight
                                                  (metadata/cli.py)
     ats-gateway dlq list|show|replay|drop        dead-lettered deliveries (tasks/applications.py)
-    ats-gateway feedback-link INTERVIEW_ID ...   interviewer links (api/feedback.py)
+    ats-gateway feedback-link INTERVIEW_ID ...   interviewer links (here)
 
 Every command but `dev` and `sandbox` reads the gateway's settings from `ATS_GATEWAY_*`
 (`source .ats-gateway/gateway.env` points them at the `make run` stack).
@@ -23,14 +23,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
-from ats_gateway.api import feedback as feedback_cli
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
 from ats_gateway.tasks import applications as dlq_cli
+from ats_gateway.tasks import webhooks as webhooks_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +91,61 @@ def build_parser() -> argparse.ArgumentParser:
     security_cli.add_commands(sub)
     metadata_cli.add_commands(sub)
     dlq_cli.add_commands(sub)
-    feedback_cli.add_commands(sub)
+    add_feedback_link_command(sub)
+    webhooks_cli.add_commands(sub)
     return parser
+
+
+# --------------------------------------------------------------------------- feedback-link
+
+
+def add_feedback_link_command(sub: Any) -> None:
+    """``ats-gateway feedback-link INTERVIEW_ID --interviewer EMAIL [--expires 7d]``."""
+    cmd = sub.add_parser(
+        "feedback-link",
+        help="issue (or revoke) an interviewer's feedback link",
+        description="Print a signed, expiring feedback URL for one interviewer of one "
+        "interview; with --revoke, withdraw every link issued for that pair.",
+    )
+    cmd.add_argument("interview_id", metavar="INTERVIEW_ID")
+    cmd.add_argument("--interviewer", required=True, metavar="EMAIL")
+    cmd.add_argument("--expires", default=None, help="lifetime, e.g. 7d (default), 12h, 2w")
+    cmd.add_argument("--job-title", default=None, help="job title to show the interviewer")
+    cmd.add_argument("--revoke", action="store_true", help="revoke this interviewer's links")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(handler=cmd_feedback_link)
+
+
+def cmd_feedback_link(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Issue a link through the same service as the HTTP API (services().link_issuer)."""
+    from ats_gateway.composition import build_services
+    from ats_gateway.services.feedback import FeedbackError
+
+    issuer = build_services(settings or Settings.from_env()).link_issuer
+    if args.revoke:
+        try:
+            count = issuer.revoke_for(args.interview_id, args.interviewer)
+        except ValueError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        text = f"revoked {count} link(s)"
+        sys.stdout.write((json.dumps({"revoked": count}) if args.json else text) + "\n")
+        return 0 if count else 1
+    body = {"interviewer_email": args.interviewer, "expires_in": args.expires}
+    if args.job_title is not None:
+        body["job_title"] = args.job_title
+    try:
+        result = issuer.issue(args.interview_id, body, issued_by="cli")
+    except FeedbackError as exc:
+        errors = getattr(exc, "errors", None) or []
+        reasons = "; ".join(e["message"] for e in errors) or exc.detail
+        sys.stderr.write(f"error: {reasons}\n")
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"{result['url']}\n(expires {result['expires_at']})\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -115,13 +169,16 @@ def sandbox_args(args: argparse.Namespace) -> list[str]:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """The subscriber in the foreground; SIGINT/SIGTERM stop it cleanly (lease released)."""
-    from ats_gateway import create_app
+    from ats_gateway.composition import build_services
     from ats_gateway.events import build_subscriber, run_subscriber
+    from ats_gateway.logs import configure_logging
 
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
-    return run_subscriber(build_subscriber(create_app(Settings.from_env())), stopping)
+    return run_subscriber(build_subscriber(build_services(settings)), stopping)
 
 
 # --------------------------------------------------------------------------- dev
@@ -159,12 +216,10 @@ def sandbox_connections(
 
 def _demo_interviewer_link(settings: Settings) -> str | None:
     """A feedback link for the first upcoming demo interview, so the page can be tried."""
-    from ats_gateway import create_app
-    from ats_gateway.api.feedback import issue_link
-    from ats_gateway.connections import get_connections
+    from ats_gateway.composition import build_services
 
-    app = create_app(settings)
-    client = get_connections(app).client("interview_feedback")
+    services = build_services(settings)
+    client = services.connections.client("interview_feedback")
     try:
         interview = next(
             iter(
@@ -186,8 +241,9 @@ def _demo_interviewer_link(settings: Settings) -> str | None:
         )
         if not interview or not interviewer:
             return None
-        with app.app_context():
-            issued = issue_link(app, interview["Id"], interviewer["Email"], issued_by="dev")
+        issued = services.link_issuer.issue(
+            interview["Id"], {"interviewer_email": interviewer["Email"]}, issued_by="dev"
+        )
         return issued["url"]
     except Exception as exc:  # the demo link is a convenience; the stack runs without it
         print(f"  (no interviewer link: {type(exc).__name__}: {exc})", flush=True)

@@ -101,6 +101,16 @@ class Settings:
     events_stream_retry_seconds: float = 60.0
     events_heartbeat_seconds: float = 5.0
     events_lease_seconds: float = 20.0
+    # Outbound webhooks ([17], ats_gateway.services.webhooks): retries back off exponentially
+    # (base, cap) until they cover the window, then the event is dead-lettered.
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 7200.0
+    webhook_retry_window_seconds: float = 86400.0
+    webhook_connect_timeout: float = 3.0
+    webhook_read_timeout: float = 10.0
+    webhook_retention_seconds: int = 7 * 86400  # sent events' records and dead letters
+    webhook_batch_size: int = 50
+    webhook_status_poll_seconds: float = 1.0  # how often the org's status changes are read
     connections: dict[str, ConnectionConfig] = field(
         default_factory=lambda: {name: ConnectionConfig(name=name) for name in CONNECTION_NAMES}
     )

@@ -1,9 +1,9 @@
-"""One `SalesforceClient` per connection per process, built lazily from settings.
+"""One `SalesforceClient` per connection per process, built on first use from settings.
 
 Everything that talks to the org (describe refresh, jobs snapshot, application and feedback
-delivery, `doctor`) gets its client here, so each process has one pooled session and one view
-of the token cache per integration user. Clients know the describe snapshots so that their
-local allow-list can follow relationship paths and subqueries in SOQL.
+delivery, `doctor`) gets its client here (``services().connections``), so each process has one
+pooled session and one view of the token cache per integration user. Clients know the describe
+snapshots so that their local allow-list can follow relationship paths and subqueries in SOQL.
 """
 
 from __future__ import annotations
@@ -79,14 +79,3 @@ class Connections:
             if info.get("auth_error"):
                 state = "fail"
         return state, details
-
-
-def init_app(app) -> None:
-    settings = app.config["SETTINGS"]
-    connections = Connections(settings, app.extensions["redis"])
-    app.extensions["connections"] = connections
-    app.extensions["readiness"].add("salesforce", connections.status)
-
-
-def get_connections(app) -> Connections:
-    return app.extensions["connections"]

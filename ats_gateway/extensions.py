@@ -1,6 +1,8 @@
-"""Process-wide resources bound to the app in `create_app`: Redis, metrics, readiness checks.
+"""Flask glue of the process-wide pieces: the typed accessor of the app's :class:`Services`,
+request ids and HTTP metrics, and the readiness and metrics containers the composition root
+fills (:mod:`ats_gateway.composition`).
 
-Nothing here connects at import time: `init_app` stores lazily connecting clients on the app.
+Nothing here connects at import time.
 """
 
 from __future__ import annotations
@@ -10,31 +12,31 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+if TYPE_CHECKING:  # the accessor is typed; importing composition would pull every layer in
+    from ats_gateway.composition import Services
 
 #: A check returns (state, details); state is "ok", "degraded" (serving, but look) or "fail".
 ReadinessCheck = Callable[[], tuple[str, dict[str, Any]]]
 
+#: Where `create_app` stores the one :class:`Services` of the app.
+SERVICES = "services"
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-def get_redis(app: Flask) -> redis.Redis:
-    return app.extensions["redis"]
+def services(app: Flask | None = None) -> Services:
+    """The app's long-lived pieces (built once by ``composition.build_services``)."""
+    return (app or current_app).extensions[SERVICES]
 
 
-def init_redis(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    app.extensions["redis"] = redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-        decode_responses=False,
-    )
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    return services(app).redis
 
 
 @dataclass
@@ -57,22 +59,6 @@ class Readiness:
         return ready, results
 
 
-def init_readiness(app: Flask) -> None:
-    readiness = Readiness()
-
-    def redis_check() -> tuple[str, dict[str, Any]]:
-        started = time.perf_counter()
-        get_redis(app).ping()
-        return "ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-    readiness.add("redis", redis_check)
-    app.extensions["readiness"] = readiness
-
-
-def get_readiness(app: Flask) -> Readiness:
-    return app.extensions["readiness"]
-
-
 class Metrics:
     """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
 
@@ -93,14 +79,9 @@ class Metrics:
         )
 
 
-def get_metrics(app: Flask) -> Metrics:
-    return app.extensions["metrics"]
-
-
 def init_request_tracking(app: Flask) -> None:
     """Request ids (`X-Request-Id`, accepted from a proxy when well-formed) and metrics."""
-    metrics = Metrics()
-    app.extensions["metrics"] = metrics
+    metrics = services(app).metrics
 
     @app.before_request
     def start_request() -> None:

@@ -42,6 +42,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     ),
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
     "freshness": ([], ["--jobs", "1000", "--idle-seconds", "20", "--changes", "5"], 1500),
+    "webhooks": ([], ["--events", "300"], 300),
 }
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from ats_gateway import create_app  # noqa: E402
 from ats_gateway.config import ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
+from ats_gateway.extensions import services  # noqa: E402
 from ats_gateway.salesforce.soql import literal  # noqa: E402
 from ats_gateway.services.applications.runtime import (  # noqa: E402
     build_deliverer,
@@ -93,9 +94,9 @@ class Bench:
         )
         self.redis = redis.Redis.from_url(self.redis_server.url)
         app = create_app(self.settings)  # the same Metadata and connections a worker has
-        metadata = app.extensions["metadata"]
+        metadata = services(app).metadata
         self.service = build_service(self.settings, self.redis, metadata)
-        self.client = app.extensions["connections"].client("job_portal")
+        self.client = services(app).connections.client("job_portal")
         self.deliverer = build_deliverer(self.settings, self.client, metadata)
         self.job = self.client.query_many(
             ["SELECT Id FROM bpats__Job__c WHERE bpats__Status__c = 'Open' LIMIT 1"]

@@ -27,8 +27,9 @@ import uuid
 import requests
 from harness import PeakMemory, Stack, append_results, machine_line, wait_for
 
+from ats_gateway.extensions import services
 from ats_gateway.salesforce.soql import literal
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 
 
 def candidates(jobs: list[str], tag: str, n: int) -> list[dict]:
@@ -47,7 +48,7 @@ def candidates(jobs: list[str], tag: str, n: int) -> list[dict]:
 def gateway_run(stack: Stack, key: str, jobs: list[str], n: int, workers: int) -> dict:
     """Intake ``n`` over HTTP and wait until all are delivered; with ``workers`` processes."""
     stack.start_workers(workers)
-    outbox = build_outbox(stack.settings, stack.redis)
+    outbox = Outbox.from_settings(stack.redis, "applications", stack.settings)
     tag = "d" + uuid.uuid4().hex[:8]
     items = candidates(jobs, tag, n)
     headers = {"Authorization": f"Bearer {key}"}
@@ -98,7 +99,7 @@ def gateway_run(stack: Stack, key: str, jobs: list[str], n: int, workers: int) -
 
 def naive_run(stack: Stack, jobs: list[str], n: int) -> dict:
     """What a one-record-per-call integration does: 3 sequential calls per application."""
-    client = stack.app.extensions["connections"].client("job_portal")
+    client = services(stack.app).connections.client("job_portal")
     tag = "x" + uuid.uuid4().hex[:8]
     before, started = stack.api_calls(), time.perf_counter()
     for item in candidates(jobs, tag, n):

@@ -27,6 +27,7 @@ from ats_gateway import create_app  # noqa: E402
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
 from ats_gateway.embedded.stack import child_env, gunicorn_argv, worker_argv  # noqa: E402
+from ats_gateway.extensions import services  # noqa: E402
 from ats_gateway.security import KeyStore  # noqa: E402
 from sandbox_org.seed import DEMO_USERS  # noqa: E402
 
@@ -261,7 +262,7 @@ class Stack:
         return secret
 
     def open_jobs(self) -> list[str]:
-        client = self.app.extensions["connections"].client("job_portal")
+        client = services(self.app).connections.client("job_portal")
         rows = client.query_many(
             [
                 "SELECT Id FROM bpats__Job__c WHERE bpats__Status__c = 'Open' "

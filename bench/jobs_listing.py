@@ -42,6 +42,7 @@ from ats_gateway import create_app  # noqa: E402
 from ats_gateway.config import ConnectionConfig, Settings  # noqa: E402
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port  # noqa: E402
 from ats_gateway.embedded.stack import child_env, gunicorn_argv  # noqa: E402
+from ats_gateway.extensions import services  # noqa: E402
 from ats_gateway.salesforce import soql  # noqa: E402
 from ats_gateway.security import KeyStore  # noqa: E402
 from ats_gateway.services.jobs.source import snapshot_query  # noqa: E402
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         app = create_app(settings)
-        service = app.extensions["jobs"]
+        service = services(app).jobs
         usage_url = f"{sandbox_url}/__sandbox__/usage"
         t0 = time.monotonic()
         refreshed = service.refresh()
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             f"snapshot: {refreshed.count} public jobs, {refreshed.api_calls} API calls, "
             f"{refresh_seconds:.2f} s"
         )
-        _, key = KeyStore(app.extensions["redis"]).create(
+        _, key = KeyStore(services(app).redis).create(
             kind="secret", name="bench", scopes=["jobs:read"], rate_limit="100000000/minute"
         )
 

@@ -31,7 +31,7 @@ from collections import defaultdict
 import requests
 from harness import PeakMemory, Stack, append_results, machine_line, percentile, wait_for
 
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 
 DEPARTMENTS = ("Engineering", "Sales", "Marketing", "Finance", "People")
 WORKPLACES = ("Remote", "Hybrid")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - started
-        outbox = build_outbox(stack.settings, stack.redis)
+        outbox = Outbox.from_settings(stack.redis, "applications", stack.settings)
 
         def delivered_count() -> int:
             pipe = stack.redis.pipeline(transaction=False)

@@ -64,6 +64,7 @@ def faults() -> Response:
             [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], 404
         )
     expired = 0
+    emitted: dict[str, Any] = {}
     if request.method == "DELETE":
         sb.faults.configure(latency_ms=0, error_rate=0, lock_rate=0)
         pubsub_faults(sb.events, {"pubsub_down": False})

@@ -1,22 +1,19 @@
-"""Session harness: a private Redis, a real Celery worker process, the gateway app.
+"""Session harness: the stack fixtures of tests/stack.py (a private Redis, the gateway app,
+real Celery workers, the sandbox org; see that module's docstring) and a guard that fails any
+test opening a connection beyond the local machine.
 
 Everything binds to 127.0.0.1 on free ports and is stopped at the end, so two runs can go side
-by side. A guard fails any test that opens a connection beyond the local machine.
+by side.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import uuid
 
 import pytest
-import redis
 
-from ats_gateway import create_app
-from ats_gateway.config import Settings
-from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
-from ats_gateway.embedded.stack import start_worker
+pytest_plugins = ["stack"]
 
 # --------------------------------------------------------------------------- network guard
 
@@ -59,67 +56,3 @@ def _no_network_beyond_localhost():
     yield
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
-
-
-# --------------------------------------------------------------------------- Redis
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> EmbeddedRedis:
-    server = EmbeddedRedis(data_dir=tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_url(redis_server) -> str:
-    return redis_server.url
-
-
-@pytest.fixture
-def redis_client(redis_url) -> redis.Redis:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-# --------------------------------------------------------------------------- gateway
-
-
-@pytest.fixture(scope="session")
-def base_settings(redis_url) -> Settings:
-    """Settings every gateway process of the session shares (app, workers)."""
-    return Settings.from_env(
-        {},
-        env="test",
-        redis_url=redis_url,
-        secret_key="test-secret-" + uuid.uuid4().hex,
-        log_format="text",
-        log_level="INFO",
-        jobs_hook_secret="test-hook-secret",
-    )
-
-
-@pytest.fixture(scope="session")
-def app(base_settings):
-    application = create_app(base_settings)
-    application.config["TESTING"] = True
-    return application
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture(scope="session")
-def celery_app(app):
-    return app.extensions["celery"]
-
-
-@pytest.fixture(scope="session")
-def celery_worker(base_settings, celery_app, tmp_path_factory) -> ManagedProcess:
-    process = start_worker(base_settings, celery_app, tmp_path_factory.mktemp("worker-logs"))
-    yield process
-    process.stop()

@@ -1,38 +1,31 @@
 """`/v1/applications`: submit (JSON or multipart with a resume), batch submit, status.
 
 Views parse the request, authorize it (API key scopes), call the applications service and
-render; every refusal is problem+json, and nothing is accepted (202) before it is stored.
+render; every refusal is problem+json (the service's errors through `api.PROBLEMS`), and
+nothing is accepted (202) before it is stored.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, request, url_for
+from flask import Blueprint, g, request, url_for
 
+from ats_gateway.api.receipts import receipt_url
 from ats_gateway.errors import (
     BadRequest,
-    Conflict,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
 )
-from ats_gateway.extensions import get_metrics, get_readiness, get_redis
+from ats_gateway.extensions import services
 from ats_gateway.metadata.openapi import Operation
 from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import enforce_browser_submission, require_scope
 from ats_gateway.services.applications import (
     ApplicationService,
-    DuplicateApplication,
-    IntakeRejected,
-    ResumeTooLarge,
     ResumeUpload,
 )
 from ats_gateway.services.applications.intake import inline_resume
-from ats_gateway.services.applications.runtime import build_service
-from ats_gateway.services.jobs import JobsError
 from ats_gateway.tasks.applications import schedule_delivery
 
 bp = Blueprint("applications", __name__)
@@ -46,6 +39,10 @@ ACCEPTED = {
         "id": {"type": "string", "description": "The application's reference at the gateway."},
         "status": {"type": "string", "enum": STATUS_VALUES},
         "status_url": {"type": "string", "description": "Poll it: GET /v1/applications/{id}."},
+        "receipt_url": {
+            "type": "string",
+            "description": "Publishable keys only: the candidate's own status page (expires).",
+        },
     },
 }
 STATUS = {
@@ -170,58 +167,7 @@ OPERATIONS = [
 
 @bp.record_once
 def _document(state) -> None:
-    metadata = state.app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
-
-
-@bp.record_once
-def _register_readiness(state) -> None:
-    """`/readyz` shows the delivery queue: depth, dead letters, age of the oldest due item."""
-    app = state.app
-
-    def check() -> tuple[str, dict[str, Any]]:
-        outbox = service(app).outbox
-        counts = outbox.counts()
-        due = outbox.next_due()
-        lag = max(0.0, time.time() - due) if due is not None else 0.0
-        details = {**counts, "oldest_due_seconds": round(lag, 1)}
-        return ("degraded" if counts["dead_letter"] else "ok"), details
-
-    get_readiness(app).add("applications_queue", check)
-    get_metrics(app).registry.register(_QueueCollector(app))
-
-
-class _QueueCollector:
-    """`/metrics`: the delivery queue, read from Redis at scrape time (any gateway process
-    reports the same numbers, since the queue is shared)."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        try:
-            outbox = service(self.app).outbox
-            counts = outbox.counts()
-            due = outbox.next_due()
-        except Exception:  # Redis down: /readyz says so; a scrape must not fail
-            return
-        depth = GaugeMetricFamily(
-            "ats_gateway_applications_queue",
-            "Applications by delivery state (queued, delivering, dead_letter).",
-            labels=["state"],
-        )
-        for state, value in counts.items():
-            depth.add_metric([state], value)
-        yield depth
-        lag = max(0.0, time.time() - due) if due is not None else 0.0
-        yield GaugeMetricFamily(
-            "ats_gateway_applications_oldest_due_seconds",
-            "How long the oldest due application has waited for delivery.",
-            value=lag,
-        )
+    services(state.app).metadata.add_operations(OPERATIONS)
 
 
 JSON = "application/json"
@@ -230,37 +176,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _BOOLEAN_TEXT = {"true": True, "false": False, "on": True, "off": False, "1": True, "0": False}
 
 
-def service(app: Flask | None = None) -> ApplicationService:
-    app = app or current_app
-    svc = app.extensions.get("applications")
-    if svc is None:
-        svc = build_service(
-            app.config["SETTINGS"],
-            get_redis(app),
-            app.extensions["metadata"],
-            job_is_open=_job_snapshot_check(app),
-        )
-        app.extensions["applications"] = svc
-    return svc
-
-
-def _job_snapshot_check(app: Flask):
-    """Whether a job is open, from the jobs snapshot (no org call per submission).
-
-    True/False when the snapshot can tell; None (accept, deliver anyway) when there is no
-    snapshot yet, so an outage of the snapshot never turns candidates away.
-    """
-
-    def is_open(job_id: str) -> bool | None:
-        jobs = app.extensions.get("jobs")
-        if jobs is None:
-            return None
-        try:
-            return jobs.index().get(job_id) is not None
-        except JobsError:
-            return None
-
-    return is_open
+def service() -> ApplicationService:
+    return services().applications
 
 
 def _scope() -> str:
@@ -276,14 +193,6 @@ def _idempotency_key() -> str | None:
     if not 1 <= len(raw) <= 255 or not raw.isprintable():
         raise BadRequest(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable characters.")
     return raw
-
-
-def _raise(exc: IntakeRejected) -> None:
-    if isinstance(exc, DuplicateApplication):
-        raise Conflict(exc.detail, **exc.extensions) from None
-    if isinstance(exc, ResumeTooLarge):
-        raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
-    raise ValidationFailed(exc.errors, exc.detail, **exc.extensions) from None
 
 
 def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
@@ -315,10 +224,7 @@ def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
 
 
 def _base64_resume(value: Any) -> ResumeUpload:
-    try:
-        upload = inline_resume({"resume": value})
-    except IntakeRejected as exc:
-        _raise(exc)
+    upload = inline_resume({"resume": value})
     assert upload is not None
     return upload
 
@@ -336,16 +242,14 @@ def _accepted_body(application_id: str) -> dict[str, Any]:
 def submit():
     """Validate and queue one application; 202 once it is stored durably."""
     data, resume = _read_submission()
-    try:
-        accepted = service().submit(
-            data, resume, idempotency_key=_idempotency_key(), scope=_scope()
-        )
-    except IntakeRejected as exc:
-        _raise(exc)
+    accepted = service().submit(data, resume, idempotency_key=_idempotency_key(), scope=_scope())
     # A replay schedules too: the first attempt may have stored the application and died
     # before scheduling it (one timer per queue, so this costs one Redis call).
-    schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+    schedule_delivery(services().settings, services().redis)
     body = _accepted_body(accepted.id)
+    key = getattr(g, "api_key", None)
+    if key is not None and key.publishable:  # [17] the candidate's own status page
+        body["receipt_url"] = receipt_url(accepted.id)
     headers = {"Location": body["status_url"]}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -361,15 +265,12 @@ def submit_batch():
     """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
     body = request.get_json(silent=True)
     items = body.get("applications") if isinstance(body, dict) else body
-    try:
-        result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
-    except IntakeRejected as exc:
-        _raise(exc)
+    result = service().submit_batch(items, idempotency_key=_idempotency_key(), scope=_scope())
     for item in result["items"]:
         if item["status"] == 202:
             item["status_url"] = url_for("applications.status", application_id=item["id"])
     if result["accepted"]:
-        schedule_delivery(current_app.config["SETTINGS"], get_redis(current_app))
+        schedule_delivery(services().settings, services().redis)
     return result, 207
 
 

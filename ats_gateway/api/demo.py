@@ -11,10 +11,8 @@ What the gateway adds for the page, and nothing more:
   would paste into their own site's configuration. The key is `Settings.demo_publishable_key`
   or, when that is empty, the demo key derived from the signing secret
   (`ats_gateway.security.ensure_demo_keys`), bound to the origins of `demo_origins()`;
-* `GET /demo/status/{id}`: the status of an application, standing in for the career site's
-  own server. The page follows `status_url` with its publishable key first; only when the API
-  refuses that key (401/403: reading statuses may need `applications:read`, which a
-  publishable key cannot hold) does it ask this relay, as a real site would ask its backend.
+* nothing for statuses: the page follows the `receipt_url` of the 202 (the candidate's own
+  capability URL, `GET /v1/receipts/{token}`), so a career site needs no server-side relay.
 
 For `ats-gateway dev`: `announce_demo(settings, data_dir)` creates the demo keys, writes
 `<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK, ATS_FEEDBACK_URL, for the README's tour) and
@@ -23,6 +21,7 @@ returns the lines to print.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +29,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, redirect, send_from_directory
 
 from ats_gateway.errors import NotFound
+from ats_gateway.extensions import services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
-EXTENSION = "ats_demo"
+
+#: The demo keys of each app's key store, created once (they are derived, so never stale).
+_DEMO_KEYS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 bp = Blueprint("demo", __name__)
 
@@ -61,17 +63,17 @@ def demo_keys(app: Flask) -> dict[str, str]:
     Deterministic (derived from the signing secret), so every gateway process, the dev command
     and the tests agree on them without storing a plaintext anywhere.
     """
-    cached = app.extensions.get(EXTENSION)
-    if cached is None:
-        from ats_gateway.security import ensure_demo_keys, key_store
+    from ats_gateway.security import ensure_demo_keys
 
-        settings = app.config["SETTINGS"]
+    found = services(app)
+    cached = _DEMO_KEYS.get(found.key_store)
+    if cached is None:
         cached = ensure_demo_keys(
-            key_store(app),
-            signing_secret=settings.secret_key,
-            origins=demo_origins(settings.public_url),
+            found.key_store,
+            signing_secret=found.settings.secret_key,
+            origins=demo_origins(found.settings.public_url),
         )
-        app.extensions[EXTENSION] = cached
+        _DEMO_KEYS[found.key_store] = cached
     return cached
 
 
@@ -172,17 +174,6 @@ def config():
         "docs_url": _api_base() + "/docs",
     }
     return body, 200, {"Cache-Control": "no-store"}
-
-
-@bp.get("/demo/status/<application_id>")
-def status(application_id: str):
-    """The career site's backend: the status of one application (no candidate data in it)."""
-    from ats_gateway.api.applications import service
-
-    record = service().status(application_id)
-    if record is None:
-        raise NotFound(f"No application {application_id!r}.")
-    return record, 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/demo/<path:filename>")

@@ -14,30 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
 from ats_gateway.errors import (
-    Gone,
-    NotFound,
     ServiceUnavailable,
     Unauthorized,
-    ValidationFailed,
 )
+from ats_gateway.extensions import services
 from ats_gateway.metadata import Operation
 from ats_gateway.metadata import Response as Documented
 from ats_gateway.security import public, require_scope
 from ats_gateway.services.jobs import (
-    CursorGone,
-    JobGone,
-    JobNotFound,
     JobsService,
-    QueryInvalid,
     Rendered,
-    SnapshotUnavailable,
 )
 from ats_gateway.tasks.jobs import REFRESH_TASK
 
@@ -49,23 +41,7 @@ TIMESTAMP_HEADER = "X-ATS-Timestamp"
 
 
 def _service() -> JobsService:
-    return current_app.extensions["jobs"]
-
-
-def _call(fn: Callable[[], Rendered]) -> Rendered:
-    """Run a service call, turning its errors into the gateway's problem types."""
-    try:
-        return fn()
-    except QueryInvalid as exc:
-        raise ValidationFailed(exc.errors, "Some query parameters are invalid.") from None
-    except CursorGone as exc:
-        raise Gone(f"This cursor can no longer be continued ({exc}); start again.") from None
-    except JobGone as exc:
-        raise Gone(str(exc)) from None
-    except JobNotFound as exc:
-        raise NotFound(str(exc)) from None
-    except SnapshotUnavailable as exc:
-        raise ServiceUnavailable(str(exc), headers={"Retry-After": "5"}) from None
+    return services().jobs
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -96,14 +72,14 @@ def _send(rendered: Rendered) -> Response:
 @require_scope("jobs:read")
 def list_jobs():
     """Public jobs: filters, `q`, `sort`, `limit`, `cursor`, `fields` (see job_filters)."""
-    return _send(_call(lambda: _service().list_jobs(request.args.to_dict(flat=False))))
+    return _send(_service().list_jobs(request.args.to_dict(flat=False)))
 
 
 @bp.get("/v1/jobs/facets")
 @require_scope("jobs:read")
 def job_facets():
     """Counts per value of each facet field under the filters, for filter menus."""
-    return _send(_call(lambda: _service().facets(request.args.to_dict(flat=False))))
+    return _send(_service().facets(request.args.to_dict(flat=False)))
 
 
 @bp.get("/v1/jobs/<job_id>")
@@ -111,7 +87,7 @@ def job_facets():
 def get_job(job_id: str):
     """One public job by its 15- or 18-character id; closed in the last 30 days -> 410,
     unknown -> 404."""
-    return _send(_call(lambda: _service().get_job(job_id)))
+    return _send(_service().get_job(job_id))
 
 
 def _verify_hook_signature(secret: str) -> None:
@@ -259,6 +235,4 @@ OPERATIONS = [
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
-    metadata = app.extensions.get("metadata")
-    if metadata is not None:
-        metadata.add_operations(OPERATIONS)
+    services(app).metadata.add_operations(OPERATIONS)

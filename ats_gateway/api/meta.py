@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ats_gateway.extensions import get_metrics, get_readiness
+from ats_gateway.extensions import services
 
 bp = Blueprint("meta", __name__)
 
@@ -19,12 +19,12 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Each dependency by name with its state; 503 when any is failing."""
-    ready, checks = get_readiness(current_app).run()
+    ready, checks = services().readiness.run()
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     return body, 200 if ready else 503
 
 
 @bp.get("/metrics")
 def metrics():
-    registry = get_metrics(current_app).registry
+    registry = services().metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,11 +1,9 @@
 """Published schemas: `GET /v1/schemas/{resource}` (JSON Schema 2020-12), `GET /v1/openapi.json`
 (OpenAPI 3.1) and `GET /docs` (the same document as plain HTML, nothing loaded from elsewhere).
 
-All three come from the live describe-built schemas of `app.extensions["metadata"]`, so a
-picklist value added in the org shows up here after the next describe refresh.
-
-Also here: the app-wide rendering of the metadata layer's exceptions (`InvalidInput` -> 422,
-`PermissionMissing` -> 503), so services may raise them without importing Flask.
+All three come from the live describe-built schemas of `services().metadata`, so a
+picklist value added in the org shows up here after the next describe refresh. (The metadata
+layer's exceptions are rendered by the one table of `ats_gateway.api.PROBLEMS`.)
 """
 
 from __future__ import annotations
@@ -17,8 +15,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ats_gateway.errors import NotFound, ServiceUnavailable, ValidationFailed
-from ats_gateway.metadata import InvalidInput, Metadata, Operation, PermissionMissing
+from ats_gateway.errors import NotFound
+from ats_gateway.extensions import services
+from ats_gateway.metadata import Metadata, Operation
 from ats_gateway.metadata.openapi import Response as Resp
 
 bp = Blueprint("schemas", __name__)
@@ -104,7 +103,7 @@ OPERATIONS = [
 
 
 def get_metadata(app: Flask | None = None) -> Metadata:
-    return (app or current_app).extensions["metadata"]
+    return services(app).metadata
 
 
 @bp.after_request
@@ -314,21 +313,7 @@ def render_docs(spec: dict[str, Any]) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprint, document its endpoints, and render metadata errors."""
+    """Register the blueprint and document its endpoints."""
     metadata = get_metadata(app)
     metadata.add_operations(OPERATIONS)
     app.register_blueprint(bp)
-
-    @app.errorhandler(InvalidInput)
-    def invalid_input(exc: InvalidInput):
-        return app.handle_user_exception(ValidationFailed(exc.errors, exc.detail))
-
-    @app.errorhandler(PermissionMissing)
-    def permission_missing(exc: PermissionMissing):
-        return app.handle_user_exception(
-            ServiceUnavailable(
-                exc.reason,
-                reason="permission_missing",
-                missing=[f.as_dict() for f in exc.findings],
-            )
-        )

@@ -1,10 +1,10 @@
 """The org's change events (Change Data Capture over the Pub/Sub API) keep the gateway current.
 
     ats-gateway events                    run the subscriber (several may run; one is active)
-    init_app(app)                         start-up step: /readyz "events", the jobs service
-                                          learns whether a subscriber keeps it current and
-                                          which jobs are gone (410)
-    build_subscriber(app) -> Subscriber   the subscriber over the app's long-lived services
+    EventsState                           the subscriber's mode in Redis (the composition
+                                          root builds one: /readyz "events", and the jobs
+                                          service asks it whether a subscriber keeps it current)
+    build_subscriber(services)            the subscriber over the composition root's pieces
 
 Modules: :mod:`.subscriber` (stream, polling fallback, reconciliation), :mod:`.decoder`
 (Avro + changedFields bitmaps), :mod:`.lease`, :mod:`.replay`, :mod:`.state`; the generated
@@ -19,30 +19,11 @@ from typing import Any
 
 from ats_gateway.events.state import EventsState
 
-__all__ = ["EventsState", "build_subscriber", "init_app", "run_subscriber"]
+__all__ = ["EventsState", "build_subscriber", "run_subscriber"]
 
 LEASE_KEY = "ats-gateway:events:lease"
 REPLAY_KEY = "ats-gateway:events:replay"
 WATERMARK_KEY = "ats-gateway:events:watermark"
-
-
-def init_app(app: Any) -> EventsState:
-    """Start-up step (after the jobs service): readiness "events" and the jobs service hooks."""
-    from ats_gateway.services.jobs.changes import GoneJobs
-
-    settings = app.config["SETTINGS"]
-    redis_client = app.extensions["redis"]
-    state = EventsState(redis_client, heartbeat_seconds=settings.events_heartbeat_seconds)
-    app.extensions["events_state"] = state
-    jobs = app.extensions.get("jobs")
-    if jobs is not None:
-        gone = GoneJobs(redis_client)
-        jobs.kept_current = state.live
-        jobs.gone = gone.__contains__
-    readiness = app.extensions.get("readiness")
-    if readiness is not None:
-        readiness.add("events", state.readiness)
-    return state
 
 
 def channel_for(settings: Any) -> Any:
@@ -61,20 +42,19 @@ def channel_for(settings: Any) -> Any:
     return grpc.insecure_channel(settings.pubsub_endpoint, options=options)
 
 
-def build_subscriber(app: Any) -> Any:
-    """The subscriber over the app's Redis, jobs service and `job_portal` connection."""
-    from ats_gateway.connections import get_connections
+def build_subscriber(services: Any) -> Any:
+    """The subscriber over the composition root's pieces (:class:`~ats_gateway.composition.
+    Services`): Redis, the jobs service, the applications outbox, the `job_portal` client."""
     from ats_gateway.events.lease import Lease
     from ats_gateway.events.replay import ReplayStore
     from ats_gateway.events.subscriber import Auth, Subscriber
-    from ats_gateway.services.applications.runtime import CONNECTION, build_outbox
+    from ats_gateway.services.applications.runtime import CONNECTION
     from ats_gateway.services.applications.status_events import ApplicationStatusEvents
     from ats_gateway.services.jobs.changes import SnapshotChanges
 
-    settings = app.config["SETTINGS"]
-    redis_client = app.extensions["redis"]
-    state = app.extensions.get("events_state") or init_app(app)
-    client = get_connections(app).client(CONNECTION)
+    settings = services.settings
+    redis_client = services.redis
+    client = services.connections.client(CONNECTION)
 
     def token(refresh: bool) -> Any:
         if refresh:
@@ -84,9 +64,9 @@ def build_subscriber(app: Any) -> Any:
     return Subscriber(
         channel=lambda: channel_for(settings),
         auth=Auth(token),
-        changes=SnapshotChanges(app.extensions["jobs"], redis_client),
-        applications=ApplicationStatusEvents(redis_client, build_outbox(settings, redis_client)),
-        state=state,
+        changes=SnapshotChanges(services.jobs, redis_client),
+        applications=ApplicationStatusEvents(redis_client, services.applications_outbox),
+        state=services.events_state,
         lease=Lease(redis_client, LEASE_KEY, settings.events_lease_seconds),
         replay=ReplayStore(redis_client, REPLAY_KEY),
         watermark_key=WATERMARK_KEY,

@@ -1,8 +1,9 @@
 """Describe cache, describe -> marshmallow schema factory, contracts, JSON Schema/OpenAPI,
-permission preflight. No Flask here: `init_app` only touches `app.config` / `app.extensions`.
+permission preflight. No Flask here.
 
-Other code uses the :class:`Metadata` at `app.extensions["metadata"]` (see
-:mod:`ats_gateway.metadata.service`), or builds one with :func:`build_metadata` (workers, CLI).
+Other code uses the process's :class:`Metadata` (``services().metadata``, built by
+:func:`ats_gateway.composition.build_services` with :func:`build_metadata`); a process without
+an app (CLI, tests) builds one with :func:`build_metadata` alone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ __all__ = [
     "PermissionMissing",
     "Response",
     "build_metadata",
-    "init_app",
+    "check_at_start",
+    "describe_status",
     "permissions_status",
 ]
 
@@ -47,19 +49,14 @@ def build_metadata(
     settings: Settings,
     redis_client: Any,
     fetchers: Mapping[str, DescribeFetcher | None] | None = None,
-    *,
-    connections: Any = None,
 ) -> Metadata:
-    """A `Metadata` over the settings' schemas folder. Fetchers default to the clients of
-    `connections` (an `ats_gateway.connections.Connections`; built from the settings when not
-    given), one per configured connection; unconfigured ones serve the snapshots."""
+    """A `Metadata` over the settings' schemas folder, reading describes with `fetchers` (one
+    per connection, None: snapshots only). The composition root passes the fetchers of its
+    connections; without them (a CLI command, a test) they are built from the settings."""
     if fetchers is None:
         from ats_gateway.metadata import sources
 
-        if connections is not None:
-            fetchers = sources.fetchers_from_connections(connections)
-        else:
-            fetchers = sources.fetchers_from_settings(settings, redis_client)
+        fetchers = sources.fetchers_from_settings(settings, redis_client)
     cache = DescribeCache(
         redis_client,
         settings.schemas_dir,
@@ -75,26 +72,19 @@ def build_metadata(
     )
 
 
-def init_app(app: Any) -> Metadata:
+def check_at_start(metadata: Metadata) -> None:
     """Start-up step: contracts checked against the describes (a field the org lacks stops
-    the start, naming both), the permission preflight logged, readiness check "describe"."""
-    settings: Settings = app.config["SETTINGS"]
-    metadata = app.extensions.get("metadata")
-    if metadata is None:
-        metadata = build_metadata(
-            settings, app.extensions.get("redis"), connections=app.extensions.get("connections")
-        )
-    app.extensions["metadata"] = metadata
+    the start, naming both), the permission preflight logged."""
     for warning in metadata.check():
         log.warning("contract: %s", warning)
     for finding in metadata.preflight():
         if finding.state == MISSING:
             log.error("permission preflight: %s", finding.sentence)
-    readiness = app.extensions.get("readiness")
-    if readiness is not None:
-        readiness.add("describe", lambda: metadata.cache.status(metadata.pairs()))
-        readiness.add("permissions", lambda: permissions_status(metadata))
-    return metadata
+
+
+def describe_status(metadata: Metadata) -> tuple[str, dict[str, Any]]:
+    """Readiness: where each describe the gateway uses comes from, and how old it is."""
+    return metadata.cache.status(metadata.pairs())
 
 
 def permissions_status(metadata: Metadata) -> tuple[str, dict[str, Any]]:

@@ -30,9 +30,9 @@ ClientFactory = Callable[[Settings, str], Any]
 def _default_client(settings: Settings, name: str) -> Any:
     import redis
 
-    from ats_gateway.metadata.sources import client_for
+    from ats_gateway.connections import Connections
 
-    return client_for(settings, name, redis.Redis.from_url(settings.redis_url))
+    return Connections(settings, redis.Redis.from_url(settings.redis_url)).client(name)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -15,7 +15,7 @@ Documenting an endpoint: describe it with an :class:`Operation` and hand it to
             errors=(400, 409, 413, 415, 422, 429, 503),
         ),
     ]
-    bp.record_once(lambda s: s.app.extensions["metadata"].add_operations(OPERATIONS))
+    bp.record_once(lambda s: services(s.app).metadata.add_operations(OPERATIONS))
 
 `request` / `query` / `Response.resource` name resources of `schemas/resources/`; their schemas
 are taken from the current describe each time the document is built (memoized per version).

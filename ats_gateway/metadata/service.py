@@ -1,4 +1,5 @@
-"""`Metadata`: the one object other code uses (stored at `app.extensions["metadata"]`).
+"""`Metadata`: the one object other code uses (`services().metadata`, built once per process
+by the composition root).
 
     md.validate("application", payload)      -> clean dict (public names) or InvalidInput
     md.load_query("job_filters", args)       -> ListingQuery (filters, q, sort, limit, ...)

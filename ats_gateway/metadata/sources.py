@@ -1,7 +1,8 @@
 """Describe sources: the Salesforce client as a :class:`DescribeFetcher`, one per connection.
 
 Clients come from :class:`ats_gateway.connections.Connections` (one per connection per
-process, shared with everything else that talks to the org).
+process, shared with everything else that talks to the org; the composition root passes its
+own, a CLI process builds one).
 """
 
 from __future__ import annotations
@@ -41,20 +42,12 @@ def fetchers_from_connections(connections: Any) -> dict[str, DescribeFetcher | N
     }
 
 
-def connections_for(settings: Settings, redis_client: redis.Redis) -> Any:
-    from ats_gateway.connections import Connections
-
-    return Connections(settings, redis_client)
-
-
 def fetchers_from_settings(
     settings: Settings, redis_client: redis.Redis | None
 ) -> dict[str, DescribeFetcher | None]:
     """Fetchers for a process without an app (CLI); no Redis means no org (snapshots)."""
     if redis_client is None:
         return dict.fromkeys(settings.connections)
-    return fetchers_from_connections(connections_for(settings, redis_client))
+    from ats_gateway.connections import Connections
 
-
-def client_for(settings: Settings, name: str, redis_client: redis.Redis) -> Any:
-    return connections_for(settings, redis_client).client(name)
+    return fetchers_from_connections(Connections(settings, redis_client))

@@ -44,7 +44,8 @@ Browser submits: `enforce_browser_submission(data)` (see `abuse.py`), the form t
 `CaptchaVerifier`. Keys: `KeyStore(redis)` (`keys.py`), `ensure_demo_keys(...)` for
 `ats-gateway dev`, and the `ats-gateway keys create|list|revoke` CLI (`cli.py`).
 
-`init_app(app)` is one step of `create_app`: it must come after Redis and before the blueprints.
+`init_app(app)` is one step of `create_app`: it must come after the services are stored on the
+app (the key store is ``services().key_store``) and before the blueprints.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ats_gateway.errors import PROBLEM_BASE, GatewayError, PayloadTooLarge, problem
-from ats_gateway.extensions import get_readiness, get_redis
 from ats_gateway.security import access, request_limits
 from ats_gateway.security.abuse import (
     CaptchaVerifier,
@@ -144,7 +144,6 @@ def init_app(app: Flask) -> None:
     """Bind keys, request limits, rate limits, CORS and the form-token endpoint to `app`."""
     from ats_gateway.security import views
 
-    app.extensions["ats_key_store"] = KeyStore(get_redis(app))
     app.extensions.setdefault("ats_captcha_verifier", None)
     # Order matters: checks + authentication, then the limiter, then the deferred 401/403.
     app.before_request(_check_request)
@@ -156,9 +155,3 @@ def init_app(app: Flask) -> None:
         lambda exc: _render(PayloadTooLarge("The request body is too large.")),
     )
     app.register_blueprint(views.bp)
-
-    def key_store_check():
-        counts = KeyStore(get_redis(app)).active_count()
-        return "ok", {"active_publishable": counts[PUBLISHABLE], "active_secret": counts[SECRET]}
-
-    get_readiness(app).add("key_store", key_store_check)

@@ -27,6 +27,7 @@ import redis
 from flask import current_app, g, request
 
 from ats_gateway.errors import Forbidden, ServiceUnavailable, Unauthorized
+from ats_gateway.extensions import services
 from ats_gateway.security.keys import SCOPES, ApiKey, KeyStore
 
 READ = "read"
@@ -146,8 +147,7 @@ def current_key() -> ApiKey | None:
 
 
 def key_store(app=None) -> KeyStore:
-    app = app or current_app
-    return app.extensions["ats_key_store"]
+    return services(app).key_store
 
 
 def bearer_token() -> str | None:

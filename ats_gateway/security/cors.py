@@ -22,7 +22,8 @@ from flask import Flask, Response, current_app, g, request
 from flask_cors.core import get_cors_options, set_cors_headers
 from werkzeug.exceptions import HTTPException
 
-from ats_gateway.security.access import current_spec, key_store, spec_of
+from ats_gateway.extensions import services
+from ats_gateway.security.access import current_spec, spec_of
 from ats_gateway.security.keys import KeyStore, normalize_origin
 
 ALLOW_HEADERS = (
@@ -106,9 +107,9 @@ def _cors_after_request(response: Response) -> Response:
         if scope is None:
             return response
         response.vary.add("Origin")
-        if origin and normalize_origin(origin, strict=False) in current_app.extensions[
-            "ats_origin_index"
-        ].origins_for(scope):
+        if origin and normalize_origin(origin, strict=False) in services().origin_index.origins_for(
+            scope
+        ):
             set_cors_headers(response, _options(origin, [requested]))
         return response
     spec = current_spec()
@@ -122,5 +123,4 @@ def _cors_after_request(response: Response) -> Response:
 
 
 def init_cors(app: Flask) -> None:
-    app.extensions["ats_origin_index"] = OriginIndex(key_store(app))
     app.after_request(_cors_after_request)

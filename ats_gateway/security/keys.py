@@ -35,7 +35,14 @@ KIND_PREFIX = {PUBLISHABLE: "pk", SECRET: "sk"}
 PREFIX_KIND = {v: k for k, v in KIND_PREFIX.items()}
 
 #: Every scope a key can hold; `admin` satisfies any scope check.
-SCOPES = ("jobs:read", "applications:write", "applications:read", "feedback:issue", "admin")
+SCOPES = (
+    "jobs:read",
+    "applications:write",
+    "applications:read",
+    "feedback:issue",
+    "webhooks:manage",
+    "admin",
+)
 #: A publishable key is visible to anyone who opens the career site, so it may only hold these.
 PUBLISHABLE_SCOPES = frozenset({"jobs:read", "applications:write"})
 

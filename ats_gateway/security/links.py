@@ -29,7 +29,6 @@ created_at, issued_by, contact_id, job_title, revoked_at) and
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -40,16 +39,16 @@ import redis
 from itsdangerous import BadData, URLSafeSerializer
 
 from ats_gateway.errors import Gone, Unauthorized
+from ats_gateway.services.feedback.issuing import (  # noqa: F401 (re-exported)
+    check_record_id,
+    normalize_email,
+    parse_duration,
+)
 
 SALT = "ats-gateway/feedback-link/v1"
 KEY_PREFIX = "ats-gateway:feedback-links:"
 #: Records outlive their links a little, so a late visitor learns "expired", not "unknown".
 GRACE_SECONDS = 7 * 86400
-
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class LinkRefused(Exception):
@@ -68,33 +67,6 @@ class LinkExpired(LinkRefused, Gone):
 
 class LinkRevoked(LinkRefused, Gone):
     reason = "revoked"
-
-
-def parse_duration(text: str | int | float) -> int:
-    """Seconds from ``"7d"``, ``"12h"``, ``"30m"``, ``"2w"``, ``"3600"`` / ``3600``."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = int(text)
-    else:
-        match = _DURATION.match(str(text))
-        if not match:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m, 2w)")
-        seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
-
-
-def normalize_email(email: str) -> str:
-    value = (email or "").strip().lower()
-    if len(value) > 80 or not _EMAIL.match(value):
-        raise ValueError(f"not an email address: {email!r}")
-    return value
-
-
-def check_record_id(value: str, what: str = "id") -> str:
-    if not isinstance(value, str) or not _RECORD_ID.match(value):
-        raise ValueError(f"not a Salesforce {what}: {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -254,6 +226,11 @@ class FeedbackLinks:
         )
 
     # ------------------------------------------------------------------ revoke / list
+
+    def interview_of(self, link_id: str) -> str | None:
+        """The interview a link was issued for (None: no such link)."""
+        raw = self.redis.hget(self.record_key(link_id), "interview_id")
+        return raw.decode() if raw is not None else None
 
     def revoke(self, link_id: str) -> bool:
         """Revoke one link; False when no such (unexpired) link is recorded."""

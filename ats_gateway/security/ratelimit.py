@@ -29,6 +29,7 @@ from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
 from limits.storage import RedisStorage
 
 from ats_gateway.errors import PROBLEM_BASE, ServiceUnavailable, TooManyRequests, problem
+from ats_gateway.extensions import services
 from ats_gateway.security.access import current_spec
 
 EXTENSION = "ats_limiter"
@@ -116,7 +117,7 @@ def init_limiter(app: Flask) -> Limiter:
             Limit(_ip_limit, key_function=_ip_identity, scope=_scope, cost=_cost, shared=True),
         ],
         storage_uri=settings.redis_url,
-        storage_options={"connection_pool": app.extensions["redis"].connection_pool},
+        storage_options={"connection_pool": services(app).redis.connection_pool},
         strategy="fixed-window",
         key_prefix="ats",
         headers_enabled=False,  # written below, from the most constrained limit

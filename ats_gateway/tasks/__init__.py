@@ -19,6 +19,7 @@ TASK_MODULES = [
     "ats_gateway.tasks.metadata",
     "ats_gateway.tasks.jobs",
     "ats_gateway.tasks.feedback",
+    "ats_gateway.tasks.webhooks",
 ]
 
 

@@ -17,17 +17,10 @@ from typing import Any
 import redis
 from celery import shared_task
 from celery.signals import worker_ready
-from flask import current_app
 
 from ats_gateway.config import Settings
-from ats_gateway.connections import get_connections
-from ats_gateway.extensions import get_redis
-from ats_gateway.services.applications.runtime import (
-    CONNECTION,
-    KIND,
-    build_deliverer,
-    build_outbox,
-)
+from ats_gateway.extensions import services
+from ats_gateway.services.applications.runtime import KIND
 from ats_gateway.tasks.drain import (
     drain_on_worker_start,
     run_drain,
@@ -51,33 +44,17 @@ def schedule_delivery(
     return schedule_drain(KIND, redis_client, delay)
 
 
-def _runtime() -> dict[str, Any]:
-    app = current_app
-    runtime = app.extensions.get("applications_delivery")
-    if runtime is None:
-        settings = app.config["SETTINGS"]
-        redis_client = get_redis(app)
-        client = get_connections(app).client(CONNECTION)
-        runtime = {
-            "outbox": build_outbox(settings, redis_client),
-            "deliverer": build_deliverer(settings, client, app.extensions["metadata"]),
-        }
-        app.extensions["applications_delivery"] = runtime
-    return runtime
-
-
 @shared_task(name=TASK, ignore_result=True)
 def drain_applications() -> dict[str, Any]:
     """Deliver what is due in micro-batches, then schedule the next run if work remains."""
-    settings = current_app.config["SETTINGS"]
-    runtime = _runtime()
+    found = services()
     return run_drain(
         KIND,
-        get_redis(current_app),
-        runtime["outbox"],
-        runtime["deliverer"],
-        batch_size=settings.delivery_batch_size,
-        window=settings.delivery_window_seconds,
+        found.redis,
+        found.applications_outbox,
+        found.applications_deliverer,
+        batch_size=found.settings.delivery_batch_size,
+        window=found.settings.delivery_window_seconds,
     )
 
 

@@ -15,13 +15,10 @@ from typing import Any
 import redis
 from celery import shared_task
 from celery.signals import worker_ready
-from flask import current_app
 
 from ats_gateway.config import Settings
-from ats_gateway.connections import get_connections
-from ats_gateway.extensions import get_redis
-from ats_gateway.services.feedback import KIND
-from ats_gateway.services.feedback.runtime import CONNECTION, build_deliverer, build_outbox
+from ats_gateway.extensions import services
+from ats_gateway.services.feedback.runtime import CONNECTION, KIND
 from ats_gateway.tasks.drain import (
     drain_on_worker_start,
     run_drain,
@@ -49,40 +46,22 @@ def schedule_delivery(
     return schedule_drain(KIND, redis_client, DEFAULT_DELAY if delay is None else delay)
 
 
-def _runtime() -> dict[str, Any]:
-    app = current_app
-    runtime = app.extensions.get("feedback_delivery")
-    if runtime is None:
-        settings = app.config["SETTINGS"]
-        redis_client = get_redis(app)
-        client = get_connections(app).client(CONNECTION)
-        runtime = {
-            "outbox": build_outbox(settings, redis_client),
-            "deliverer": build_deliverer(
-                settings, redis_client, client, app.extensions.get("metadata")
-            ),
-            "client": client,
-        }
-        app.extensions["feedback_delivery"] = runtime
-    return runtime
-
-
 @shared_task(name=TASK, ignore_result=True)
 def drain_feedback() -> dict[str, Any]:
     """Deliver what is due (one tree call per feedback), then reschedule if work remains."""
-    settings = current_app.config["SETTINGS"]
-    redis_client = get_redis(current_app)
-    if not settings.connections[CONNECTION].configured:
-        waiting = build_outbox(settings, redis_client).counts()["queued"]
+    found = services()
+    if not found.settings.connections[CONNECTION].configured:
+        waiting = found.feedback_outbox.counts()["queued"]
         if waiting:
             log.warning(
                 "%d feedback(s) queued but the interview_feedback connection is not configured",
                 waiting,
             )
         return {"ran": False, "batches": 0, "outcomes": {}}
-    runtime = _runtime()
     # One tree call per item: small batches keep a batch well inside its lease.
-    return run_drain(KIND, redis_client, runtime["outbox"], runtime["deliverer"], batch_size=10)
+    return run_drain(
+        KIND, found.redis, found.feedback_outbox, found.feedback_deliverer, batch_size=10
+    )
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import current_app
 
-from ats_gateway.services.jobs import JobsService, RefreshFailed
+from ats_gateway.extensions import services
+from ats_gateway.services.jobs import RefreshFailed
 
 REFRESH_TASK = "ats_gateway.jobs.refresh_snapshot"
-
-
-def _service() -> JobsService:
-    return current_app.extensions["jobs"]
 
 
 @shared_task(name=REFRESH_TASK)
@@ -27,7 +23,7 @@ def refresh_jobs_snapshot(
     another refresh is running. A failure is recorded for /readyz and the last snapshot
     keeps being served; the next beat retries. Redelivery is harmless (acks late).
     """
-    service = _service()
+    service = services().jobs
     try:
         if force:
             result = service.refresh(blocking=True, newer_than=requested_at)

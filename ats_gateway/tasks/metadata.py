@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from flask import current_app
 
 from ats_gateway.config import Settings
+from ats_gateway.extensions import services
 
 TASK = "ats_gateway.metadata.refresh_describes"
 
@@ -17,7 +17,7 @@ TASK = "ats_gateway.metadata.refresh_describes"
 @shared_task(name=TASK)
 def refresh_describes(force: bool = False) -> dict[str, Any]:
     """Revalidate every describe the gateway uses; returns each one's source and version."""
-    metadata = current_app.extensions["metadata"]
+    metadata = services().metadata
     entries = metadata.refresh(force=force)
     return {
         f"{e.connection}/{e.sobject}": {"source": e.source, "version": e.version, "error": e.error}

@@ -1,12 +1,12 @@
 """Browser fixtures: headless Chromium (the system's, driven by Playwright) and a live gateway.
 
 * `live_server` (module scope): the gateway over real HTTP on 127.0.0.1 (a threaded werkzeug
-  server in this process), the sandbox org seeded with demo data, a real Celery worker process
-  and its own Redis database. It serves `/demo` (`demo_enabled`), the interviewer pages
-  `/feedback/{token}` and the whole `/v1` API; `live_server.keys` holds the demo publishable
-  and secret keys, the publishable one bound to both `http://127.0.0.1:<port>` and
-  `http://localhost:<port>` so a page loaded from one calls the API on the other (cross-origin,
-  CORS preflights and all).
+  server in this process), built from the shared stack (tests/stack.py): the sandbox org
+  seeded with demo data, a real Celery worker process and its own Redis database. It serves
+  `/demo` (`demo_enabled`), the interviewer pages `/feedback/{token}` and the whole `/v1` API;
+  `live_server.keys` holds the demo publishable and secret keys, the publishable one bound to
+  both `http://127.0.0.1:<port>` and `http://localhost:<port>` so a page loaded from one calls
+  the API on the other (cross-origin, CORS preflights and all).
 * `browser` (session) and `page` (per test): Chromium from `ATS_GATEWAY_CHROMIUM`,
   `/usr/bin/chromium` or the PATH. Tests skip, with the reason, when no browser or no
   Playwright is installed (`.ci/install-browser` installs the browser). A failing test leaves
@@ -25,13 +25,10 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from sandbox_stack import demo_connection
+from stack import FAST_DELIVERY
 
-from ats_gateway import create_app
 from ats_gateway.api.demo import demo_keys
 from ats_gateway.embedded import free_port
-from ats_gateway.embedded.stack import start_worker
-from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
 CHROMIUM_FLAGS = [
@@ -45,7 +42,6 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 BROWSER_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-REDIS_DB = 6  # the browser stack's own database on the session's Redis
 
 
 # --------------------------------------------------------------------------- the browser
@@ -144,37 +140,38 @@ def page(browser, request, artifacts_dir):
 
 
 @pytest.fixture(scope="module")
-def live_server(base_settings, redis_url, tmp_path_factory):
+def sandbox_options():
+    return {"seed": "demo", "seed_jobs": 40}
+
+
+@pytest.fixture(scope="module")
+def live_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def stack_overrides(live_port):
+    return {
+        **FAST_DELIVERY,
+        "public_url": f"http://127.0.0.1:{live_port}",
+        "demo_enabled": True,
+        "rate_limit_ip_read": "100000/minute",
+        "rate_limit_ip_submit": "100000/minute",
+        "rate_limit_key_read": "100000/minute",
+        "rate_limit_key_submit": "100000/minute",
+        "form_min_fill_seconds": 1.0,
+        "delivery_window_seconds": 0.2,
+        "retry_max_delay_seconds": 2,
+        "delivery_lease_seconds": 15,
+    }
+
+
+@pytest.fixture(scope="module")
+def live_server(stack_settings, gateway_app, stack_redis, worker, sandbox_org, live_port):
     """The gateway over real HTTP with the sandbox org and a real worker (see module doc)."""
-    sandbox = start_in_thread(create_sandbox({"seed": "demo", "seed_jobs": 40}))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}",
-        public_url=url,
-        demo_enabled=True,
-        connections={
-            "job_portal": demo_connection(sandbox.url, "job_portal"),
-            "interview_feedback": demo_connection(sandbox.url, "interview_feedback"),
-        },
-        rate_limit_ip_read="100000/minute",
-        rate_limit_ip_submit="100000/minute",
-        rate_limit_key_read="100000/minute",
-        rate_limit_key_submit="100000/minute",
-        form_min_fill_seconds=1.0,
-        delivery_window_seconds=0.2,
-        retry_base_delay_seconds=0.2,
-        retry_max_delay_seconds=2,
-        delivery_lease_seconds=15,
-    )
-    app = create_app(settings)
-    redis_client = app.extensions["redis"]
-    redis_client.flushdb()
-    keys = demo_keys(app)
-    worker = start_worker(
-        settings, app.extensions["celery"], tmp_path_factory.mktemp("browser-worker")
-    )
-    server = start_in_thread(app, port=port)
+    url = stack_settings.public_url
+    keys = demo_keys(gateway_app)
+    server = start_in_thread(gateway_app, port=live_port)
     try:
         response = requests.get(url + "/healthz", timeout=5)
         assert response.status_code == 200, response.text
@@ -182,17 +179,15 @@ def live_server(base_settings, redis_url, tmp_path_factory):
             url=url,
             # the same server under another origin: what the demo page is loaded from, so
             # its API calls (to `url`) are cross-origin like a customer's site's
-            other_origin_url=f"http://localhost:{port}",
-            app=app,
-            settings=settings,
-            redis=redis_client,
+            other_origin_url=f"http://localhost:{live_port}",
+            app=gateway_app,
+            settings=stack_settings,
+            redis=stack_redis,
             keys=keys,
             publishable_key=keys["publishable"],
             secret_key=keys["secret"],
-            sandbox=sandbox,
+            sandbox=sandbox_org,
             worker=worker,
         )
     finally:
         server.stop()
-        worker.stop()
-        sandbox.stop()

@@ -103,9 +103,11 @@ def test_demo_config_and_page_headers(live_server):
     assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/demo/")
     assert requests.get(live_server.url + "/demo/index.html", timeout=5).status_code == 404
     assert requests.get(live_server.url + "/demo/missing.js", timeout=5).status_code == 404
-    unknown = requests.get(live_server.url + "/demo/status/0123abcd", timeout=5)
-    assert unknown.status_code == 404
-    assert unknown.headers["Content-Type"] == "application/problem+json"
+    # no status relay any more: the page uses the candidate's receipt URL
+    assert requests.get(live_server.url + "/demo/status/0123abcd", timeout=5).status_code == 404
+    forged = requests.get(live_server.url + "/v1/receipts/not-a-token", timeout=5)
+    assert forged.status_code == 404
+    assert forged.headers["Content-Type"] == "application/problem+json"
 
 
 def test_dev_command_announces_the_keys_the_page_serves(live_server, tmp_path):
@@ -264,12 +266,12 @@ def test_apply_with_resume_until_delivered(page, live_server):
     assert box is not None and box["x"] + box["width"] <= 0
     assert page.locator(".hp").get_attribute("aria-hidden") == "true"
 
-    status_reads: list[tuple[str, int]] = []
+    receipt_reads: list[str] = []
     page.on(
         "response",
         lambda r: (
-            status_reads.append((r.url, r.status))
-            if "/v1/applications/" in r.url or "/demo/status/" in r.url
+            receipt_reads.append(r.json()["status"])
+            if "/v1/receipts/" in r.url and r.status == 200
             else None
         ),
     )
@@ -290,22 +292,21 @@ def test_apply_with_resume_until_delivered(page, live_server):
     page.wait_for_selector("#application-status[data-status='delivered']", timeout=45_000)
     assert page.locator("#application-status").inner_text() == "Delivered"
 
-    # the gateway's own record (read with the secret key) agrees, with the org's id
+    # the gateway's own record (read with the secret key) agrees
     record = api(live_server, body["status_url"], key=live_server.secret_key)
     assert record["status"] == "delivered"
-    assert record["salesforce_id"]
-    assert page.locator("#salesforce-id").inner_text() == record["salesforce_id"]
-    # the page followed `status_url` with its publishable key; when the API refuses that key
-    # the status (reading needs applications:read), the page asked the demo's own backend
-    # (cross-origin, the browser refuses the preflight itself: no response event at all)
-    first_url, first_status = status_reads[0]
-    if first_url == live_server.url + body["status_url"]:
-        if first_status in (401, 403):
-            assert any("/demo/status/" in url and code == 200 for url, code in status_reads)
-        else:
-            assert first_status == 200
-    else:
-        assert "/demo/status/" in first_url and first_status == 200
+    # the page read the candidate's receipt (no key, no relay) and saw it move on
+    assert body["receipt_url"].startswith(live_server.url + "/v1/receipts/")
+    assert receipt_reads[0] in ("queued", "delivering") and receipt_reads[-1] == "delivered"
+    assert page.locator("#receipt-link").get_attribute("href") == body["receipt_url"]
+    # the receipt itself, as the candidate's bookmarked page: first name, title, status only
+    page.goto(body["receipt_url"])
+    status = page.locator("#receipt-status")
+    assert status.get_attribute("data-status") == "delivered"
+    assert status.get_attribute("role") == "status"
+    text = page.locator("main").inner_text()
+    assert "Ada" in text and job["title"] in text and email not in text
+    assert "Lovelace" not in text
 
 
 def test_validation_errors_shown_next_to_their_fields(page, live_server):

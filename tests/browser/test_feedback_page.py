@@ -14,17 +14,15 @@ import time
 import uuid
 
 import pytest
-from sandbox_stack import admin_client
 
 from ats_gateway.security import KeyStore
 
 
 @pytest.fixture(scope="module")
-def live(live_server):
+def live(live_server, admin):
     _, recruiter = KeyStore(live_server.redis).create(
         kind="secret", name="recruiter", scopes=["feedback:issue"]
     )
-    admin = admin_client(live_server.sandbox.url, live_server.redis)
     return {
         "url": live_server.url,
         "http": live_server.app.test_client(),

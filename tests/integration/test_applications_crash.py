@@ -12,25 +12,19 @@ import uuid
 from collections import Counter
 
 import pytest
+import redis
 import requests
-from sandbox_stack import admin_client, demo_connection
+from stack import (
+    FAST_DELIVERY,
+    build_gateway,
+    gateway_settings,
+    running_worker,
+    secret_headers,
+)
 
-from ats_gateway import create_app
-from ats_gateway.config import ConnectionConfig
-from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
-from sandbox_org.app import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
+from ats_gateway.services.delivery import Outbox
 
 APPLICATION = "bpats__Job_Board_Application__c"
-
-
-def _start_worker(request, *args):
-    """`start_worker` of the session's root conftest (several conftest modules share a name)."""
-    for plugin in request.config.pluginmanager.get_plugins():
-        if callable(getattr(plugin, "start_worker", None)):
-            return plugin.start_worker(*args)
-    raise RuntimeError("tests/conftest.py:start_worker not found")
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -43,39 +37,32 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 10, "faults_enabled": True})
-    )
-    yield handle
-    handle.stop()
+def sandbox_options():
+    return {"seed": "demo", "seed_jobs": 10, "faults_enabled": True}
 
 
 @pytest.mark.parametrize("kill_during", ["contacts", "applications"])
 def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
-    kill_during, request, sandbox, base_settings, redis_url, tmp_path
+    kill_during, sandbox_org, redis_databases, base_settings, admin, tmp_path
 ):
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + ("/4" if kill_during == "contacts" else "/5"),
-        connections={
-            "job_portal": demo_connection(sandbox.url, "job_portal"),
-            "interview_feedback": ConnectionConfig(name="interview_feedback"),
-        },
+    with redis_databases.lease() as redis_url:
+        _kill_mid_batch(kill_during, sandbox_org, admin, base_settings, redis_url, tmp_path)
+
+
+def _kill_mid_batch(kill_during, sandbox, admin, base_settings, redis_url, tmp_path):
+    settings = gateway_settings(
+        base_settings,
+        redis_url=redis_url,
+        sandbox=sandbox,
+        connections=["job_portal"],
+        **{**FAST_DELIVERY, "delivery_window_seconds": 0.1, "delivery_lease_seconds": 3},
         rate_limit_ip_submit="100000/minute",
         rate_limit_key_submit="100000/minute",
-        delivery_window_seconds=0.1,
-        retry_base_delay_seconds=0.2,
-        retry_max_delay_seconds=1,
-        delivery_lease_seconds=3,
     )
-    app = create_app(settings)
-    redis_client = app.extensions["redis"]
-    redis_client.flushdb()
-    outbox = build_outbox(settings, redis_client)
-    _, secret = KeyStore(redis_client).create(
-        kind="secret", name="board", scopes=["applications:write", "applications:read"]
-    )
-    admin = admin_client(sandbox.url, redis_client)
+    app = build_gateway(settings)
+    redis_client = redis.Redis.from_url(redis_url)
+    outbox = Outbox.from_settings(redis_client, "applications", settings)
+    secret = secret_headers(redis_client, ["applications:write", "applications:read"], "board")
     job = admin.query_many(
         ["SELECT Id FROM bpats__Job__c WHERE bpats__Status__c = 'Open' LIMIT 1"]
     )[0][0]["Id"]
@@ -87,7 +74,7 @@ def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
     ]
     assert all(o.success for o in admin.bulk_create("Contact", known))
 
-    worker = _start_worker(request, settings, app.extensions["celery"], tmp_path)
+    worker = running_worker(settings, app, tmp_path)
     replacement = None
     try:
         requests.post(sandbox.url + "/__sandbox__/faults", json={"latency_ms": 700}, timeout=5)
@@ -103,7 +90,7 @@ def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
         response = app.test_client().post(
             "/v1/applications/batch",
             json={"applications": items},
-            headers={"Authorization": f"Bearer {secret}"},
+            headers=secret,
         )
         assert response.status_code == 207
         ids = [o["id"] for o in response.json["items"]]
@@ -133,7 +120,7 @@ def test_sigkill_mid_batch_then_new_worker_delivers_each_exactly_once(
             # The org finishes the request the dead worker sent: committed, never recorded.
             _wait(lambda: len(applications()) == 400, 10, "the orphaned create to commit")
         requests.post(sandbox.url + "/__sandbox__/faults", json={"latency_ms": 0}, timeout=5)
-        replacement = _start_worker(request, settings, app.extensions["celery"], tmp_path)
+        replacement = running_worker(settings, app, tmp_path)
 
         def settled():
             records = [outbox.get(i) for i in ids]

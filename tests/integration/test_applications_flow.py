@@ -1,8 +1,9 @@
 """Applications end to end: the gateway's HTTP API, a real Redis, a real Celery worker process
 and the sandbox org over HTTP. Counts are read back from the org, never from our own records.
 
-The module runs its own stack on a private Redis database (so the session's worker, which has
-no org connection, never sees these deliveries) with short retry delays and leases.
+The module runs the shared stack (tests/stack.py) on a Redis database of its own (so the
+session's worker, which has no org connection, never sees these deliveries) with short retry
+delays and leases.
 """
 
 from __future__ import annotations
@@ -15,27 +16,13 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from sandbox_stack import admin_client, demo_connection, wait_for
+from stack import FAST_DELIVERY, secret_headers, set_faults, wait_for
+from stack import api_calls as sandbox_api_calls
 
-from ats_gateway import create_app
-from ats_gateway.config import ConnectionConfig
-from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 from ats_gateway.tasks import applications as tasks
-from sandbox_org.app import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 
 APPLICATION = "bpats__Job_Board_Application__c"
-
-
-def _start_worker(request, *args):
-    """`start_worker` of the session's root conftest (several conftest modules share a name)."""
-    for plugin in request.config.pluginmanager.get_plugins():
-        if callable(getattr(plugin, "start_worker", None)):
-            return plugin.start_worker(*args)
-    raise RuntimeError("tests/conftest.py:start_worker not found")
-
-
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -43,84 +30,43 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 30, "faults_enabled": True})
-    )
-    yield handle
-    handle.stop()
+def stack_connections():
+    return ("job_portal",)
 
 
 @pytest.fixture(scope="module")
-def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + "/3",
-        connections={
-            "job_portal": demo_connection(sandbox.url, "job_portal"),
-            "interview_feedback": ConnectionConfig(name="interview_feedback"),
-        },
-        rate_limit_ip_submit="100000/minute",
-        rate_limit_key_submit="100000/minute",
-        delivery_window_seconds=0.3,
-        retry_base_delay_seconds=0.2,
-        retry_max_delay_seconds=1,
-        delivery_lease_seconds=10,
-    )
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
-    redis_client.flushdb()
-    _, secret = KeyStore(redis_client).create(
-        kind="secret", name="job board", scopes=["applications:write", "applications:read"]
-    )
-    worker = _start_worker(
-        request, settings, app.extensions["celery"], tmp_path_factory.mktemp("apps-worker")
-    )
-    admin = admin_client(sandbox.url, redis_client)
-    jobs = [
-        r["Id"]
-        for r in admin.query_many(
-            [
-                "SELECT Id FROM bpats__Job__c WHERE bpats__Status__c = 'Open' "
-                "AND bpats__Post_to_Job_Board__c = true AND "
-                "(bpats__End_Date__c = null OR bpats__End_Date__c >= TODAY) ORDER BY Name"
-            ]
-        )[0]
-    ]
-    assert len(jobs) >= 3
-    yield SimpleNamespace(
-        settings=settings,
-        app=app,
-        http=app.test_client(),
-        headers={"Authorization": f"Bearer {secret}"},
-        redis=redis_client,
-        outbox=build_outbox(settings, redis_client),
+def stack_overrides():
+    return {
+        **FAST_DELIVERY,
+        "rate_limit_ip_submit": "100000/minute",
+        "rate_limit_key_submit": "100000/minute",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(stack_settings, gateway_app, stack_redis, worker, admin, sandbox_org, open_jobs):
+    return SimpleNamespace(
+        settings=stack_settings,
+        app=gateway_app,
+        http=gateway_app.test_client(),
+        headers=secret_headers(
+            stack_redis, ["applications:write", "applications:read"], name="job board"
+        ),
+        redis=stack_redis,
+        outbox=Outbox.from_settings(stack_redis, "applications", stack_settings),
         worker=worker,
         admin=admin,
-        sandbox=sandbox,
-        jobs=jobs,
+        sandbox=sandbox_org,
+        jobs=open_jobs,
     )
-    worker.stop()
-    requests.delete(sandbox.url + "/__sandbox__/faults", timeout=5)
-
-
-@pytest.fixture(autouse=True)
-def _clean_faults(request):
-    yield
-    if "stack" in request.fixturenames:
-        url = request.getfixturevalue("sandbox").url
-        requests.delete(url + "/__sandbox__/faults", timeout=5)
-        requests.delete(url + "/__sandbox__/validation-rules", timeout=5)
 
 
 def api_calls(stack) -> int:
-    return requests.get(stack.sandbox.url + "/__sandbox__/usage", timeout=5).json()["used"]
+    return sandbox_api_calls(stack.sandbox)
 
 
 def faults(stack, **settings) -> None:
-    requests.post(
-        stack.sandbox.url + "/__sandbox__/faults", json=settings, timeout=5
-    ).raise_for_status()
+    set_faults(stack.sandbox, **settings)
 
 
 def org_rows(stack, soql: str) -> list[dict]:

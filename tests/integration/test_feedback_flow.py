@@ -1,10 +1,10 @@
 """Interview feedback end to end: the gateway's HTTP API, a real Redis, a real Celery worker
 process and the sandbox org over HTTP. What landed in the org is read back from the org.
 
-The module runs its own stack on a private Redis database, with the `interview_feedback`
-connection pointed at the sandbox's External Interview Feedback user (and no job portal
-connection at all). A request log on the sandbox records which user asked what, so the tests
-can show the feedback user never reads jobs or applications.
+The module runs the shared stack (tests/stack.py) on a Redis database of its own, with the
+`interview_feedback` connection pointed at the sandbox's External Interview Feedback user (and
+no job portal connection at all). A request log on the sandbox records which user asked what,
+so the tests can show the feedback user never reads jobs or applications.
 """
 
 from __future__ import annotations
@@ -19,40 +19,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import requests
 from flask import request as sandbox_request
-from sandbox_stack import admin_client, demo_connection, wait_for
+from stack import running_sandbox, secret_headers, wait_for
 
-from ats_gateway import create_app
-from ats_gateway.config import PROJECT_ROOT, ConnectionConfig
 from ats_gateway.connections import Connections
-from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env, worker_argv
+from ats_gateway.extensions import services
 from ats_gateway.salesforce.errors import OperationNotAllowed
 from ats_gateway.salesforce.soql import inspect
 from ats_gateway.security import KeyStore
 from ats_gateway.services.feedback import Grant
-from sandbox_org.app import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 TOPIC_FEEDBACK = "bpats__Interview_Topic_Feedback__c"
 PROBLEM = "application/problem+json"
-
-
-def start_worker(settings, celery_app, log_dir):
-    """A real `celery worker` process on the module's Redis; ready once it answers ping.
-
-    (The same as tests/conftest.py's helper; imported modules named `conftest` clash when the
-    whole suite runs, so the few lines live here.)"""
-    name = f"feedback-{uuid.uuid4().hex[:8]}@localhost"
-    process = ManagedProcess(
-        "celery worker",
-        worker_argv(name=name, pool="threads", concurrency=4),
-        env=child_env(settings),
-        cwd=PROJECT_ROOT,
-        ready=lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
-        log_path=log_dir / f"{name.split('@')[0]}.log",
-    )
-    return process.start(timeout=60)
 
 
 class RequestLog:
@@ -105,35 +83,34 @@ class RequestLog:
 
 
 @pytest.fixture(scope="module")
-def stack(base_settings, redis_url, tmp_path_factory):
-    sandbox_app = create_sandbox({"seed": "demo", "seed_jobs": 30, "faults_enabled": True})
-    log = RequestLog(sandbox_app)
-    sandbox = start_in_thread(sandbox_app)
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + "/6",
-        connections={
-            "job_portal": ConnectionConfig(name="job_portal"),
-            "interview_feedback": demo_connection(sandbox.url, "interview_feedback"),
-        },
-        rate_limit_ip_submit="100000/minute",
-        rate_limit_ip_read="100000/minute",
-        rate_limit_key_read="100000/minute",
-        retry_base_delay_seconds=0.2,
-        retry_max_delay_seconds=1,
-        delivery_lease_seconds=10,
-        feedback_context_ttl_seconds=30,
-    )
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
-    redis_client.flushdb()
-    store = KeyStore(redis_client)
-    _, recruiter = store.create(kind="secret", name="recruiter", scopes=["feedback:issue"])
-    _, board = store.create(kind="secret", name="job board", scopes=["applications:write"])
-    worker = start_worker(
-        settings, app.extensions["celery"], tmp_path_factory.mktemp("feedback-worker")
-    )
-    admin = admin_client(sandbox.url, redis_client)
+def sandbox_org(sandbox_options):
+    """The shared sandbox, with a RequestLog (`.log`) installed before it serves."""
+    logs: list[RequestLog] = []
+    with running_sandbox(prepare=lambda app: logs.append(RequestLog(app)), **sandbox_options) as sb:
+        sb.log = logs[0]
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def stack_connections():
+    return ("interview_feedback",)
+
+
+@pytest.fixture(scope="module")
+def stack_overrides():
+    return {
+        "rate_limit_ip_submit": "100000/minute",
+        "rate_limit_ip_read": "100000/minute",
+        "rate_limit_key_read": "100000/minute",
+        "retry_base_delay_seconds": 0.2,
+        "retry_max_delay_seconds": 1,
+        "delivery_lease_seconds": 10,
+        "feedback_context_ttl_seconds": 30,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(stack_settings, gateway_app, stack_redis, worker, admin, sandbox_org):
     interviews = admin.query_many(
         [
             "SELECT Id, bpats__Contact__c, bpats__Interview_Template__c FROM bpats__Interview__c "
@@ -141,21 +118,19 @@ def stack(base_settings, redis_url, tmp_path_factory):
         ]
     )[0]
     assert len(interviews) >= 8
-    yield SimpleNamespace(
-        settings=settings,
-        app=app,
-        http=app.test_client(),
-        recruiter={"Authorization": f"Bearer {recruiter}"},
-        board={"Authorization": f"Bearer {board}"},
-        redis=redis_client,
+    return SimpleNamespace(
+        settings=stack_settings,
+        app=gateway_app,
+        http=gateway_app.test_client(),
+        recruiter=secret_headers(stack_redis, ["feedback:issue"], name="recruiter"),
+        board=secret_headers(stack_redis, ["applications:write"], name="job board"),
+        redis=stack_redis,
         admin=admin,
-        sandbox=sandbox,
-        log=log,
+        sandbox=sandbox_org,
+        log=sandbox_org.log,
         interviews=iter(interviews),
         worker=worker,
     )
-    worker.stop()
-    sandbox.stop()
 
 
 def _email() -> str:
@@ -324,10 +299,7 @@ def test_tampered_link_is_401(stack):
 
 def test_expired_link_is_410(stack):
     interview = next(stack.interviews)
-    links = stack.app.extensions.get("feedback_links")
-    if links is None:  # built on first use
-        stack.http.get("/v1/feedback/warm-up-token-warm-up-token")
-        links = stack.app.extensions["feedback_links"]
+    links = services(stack.app).links
     issued = links.issue(interview["Id"], _email(), ttl=60)
     real_clock = links.clock
     links.clock = lambda: real_clock() + 61
@@ -556,7 +528,7 @@ def test_page_refusals_are_friendly(stack):
     tampered = stack.http.get(f"/feedback/{token[:-4]}AAAA")
     assert tampered.status_code == 401 and tampered.mimetype == "text/html"
     assert "This link does not work" in tampered.get_data(as_text=True)
-    links = stack.app.extensions["feedback_links"]
+    links = services(stack.app).links
     issued = links.issue(interview["Id"], _email(), ttl=30)
     real_clock = links.clock
     links.clock = lambda: real_clock() + 31
@@ -578,9 +550,8 @@ def test_page_refusals_are_friendly(stack):
 
 @pytest.fixture
 def clean_org(stack):
-    yield stack
-    requests.delete(stack.sandbox.url + "/__sandbox__/faults", timeout=5)
-    requests.delete(stack.sandbox.url + "/__sandbox__/validation-rules", timeout=5)
+    """The stack; its faults and validation rules are cleared after the test (tests/stack.py)."""
+    return stack
 
 
 def _status(stack, token: str) -> dict:
@@ -594,7 +565,7 @@ def test_org_outage_is_retried_with_backoff_until_delivered(clean_org):
     requests.post(stack.sandbox.url + "/__sandbox__/faults", json={"error_rate": 1.0}, timeout=5)
     accepted = stack.http.post(f"/v1/feedback/{link['token']}", json=_valid_payload(form))
     assert accepted.status_code == 202  # accepted while the org is down
-    outbox = stack.app.extensions["feedback"].outbox
+    outbox = services(stack.app).feedback.outbox
     item_id = accepted.get_json()["id"]
     retried = wait_for(
         lambda: (r := outbox.get(item_id)) and r["attempts"] >= 2 and r, what="two failed attempts"
@@ -620,7 +591,7 @@ def test_refused_feedback_goes_to_the_dead_letter_queue_and_replays(clean_org):
     payload = {**_valid_payload(form), "comments": "TBD"}
     accepted = stack.http.post(f"/v1/feedback/{link['token']}", json=payload)
     assert accepted.status_code == 202
-    outbox = stack.app.extensions["feedback"].outbox
+    outbox = services(stack.app).feedback.outbox
     item_id = accepted.get_json()["id"]
     failed = wait_for(
         lambda: (r := outbox.get(item_id)) and r["status"] == "failed" and r, what="dead letter"
@@ -652,13 +623,13 @@ def test_redelivery_after_a_lost_answer_does_not_create_twice(stack):
     interview = next(stack.interviews)
     link = _issue(stack, interview["Id"], _email())
     form = stack.http.get(f"/v1/feedback/{link['token']}").get_json()
-    svc = stack.app.extensions["feedback"]
+    svc = services(stack.app).feedback
     grant = Grant(interview_id=interview["Id"], email=link["interviewer_email"])
     payload = svc._item(grant, svc.validate(svc.context(interview["Id"]), _valid_payload(form)))
     deliverer = build_deliverer(
-        stack.settings,
-        stack.redis,
         Connections(stack.settings, stack.redis).client("interview_feedback"),
+        services(stack.app).metadata,
+        services(stack.app).feedback_contexts,
     )
     notes: list[dict] = []
 
@@ -770,7 +741,7 @@ def test_a_draft_is_saved_resumed_and_dropped_once_submitted(stack):
     accepted = stack.http.post(f"/v1/feedback/{token}", json=_valid_payload(form))
     assert accepted.status_code == 202
     assert (
-        stack.app.extensions["feedback"].draft(
+        services(stack.app).feedback.draft(
             Grant(interview_id=interview["Id"], email=link["interviewer_email"])
         )
         is None

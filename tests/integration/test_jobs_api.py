@@ -8,70 +8,44 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import requests
-from sandbox_stack import demo_connection
+from stack import PUBLIC_JOBS as PUBLIC
+from stack import running_worker, wait_for
 
 from ats_gateway import create_app
 from ats_gateway.api.jobs import sign_hook
-from ats_gateway.config import PROJECT_ROOT, Settings
-from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env, worker_argv
-from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
+from ats_gateway.extensions import services
+from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.security import KeyStore
 from ats_gateway.services.jobs.text import fold, strip_html, words
 from ats_gateway.tasks.jobs import REFRESH_TASK
-from sandbox_org import create_app as create_sandbox
-from sandbox_org.seed import DEMO_CREDENTIALS
-from sandbox_org.server import start_in_thread
 
-PUBLIC = (
-    "bpats__Status__c = 'Open' AND bpats__Post_to_Job_Board__c = true "
-    "AND (bpats__End_Date__c >= TODAY OR bpats__End_Date__c = null)"
-)
 JOB = "bpats__Job__c"
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 500, "faults_enabled": True})
-    )
-    yield handle
-    handle.stop()
+def sandbox_options():
+    return {"seed": "demo", "seed_jobs": 500, "faults_enabled": True}
 
 
 @pytest.fixture(scope="module")
-def jobs_settings(base_settings, sandbox) -> Settings:
-    """The session's settings on a Redis database of their own, pointed at this sandbox."""
-    redis_url = base_settings.redis_url.rsplit("/", 1)[0] + "/9"
-    redis.Redis.from_url(redis_url).flushdb()
-    connections = {
-        **base_settings.connections,
-        "job_portal": demo_connection(sandbox.url, "job_portal"),
-    }
-    return base_settings.replace(
-        redis_url=redis_url, connections=connections, jobs_staleness_seconds=3600
-    )
+def stack_connections():
+    return ("job_portal",)
 
 
 @pytest.fixture(scope="module")
-def gateway(jobs_settings):
-    app = create_app(jobs_settings)
-    app.config["TESTING"] = True
-    return app
+def stack_overrides():
+    return {"jobs_staleness_seconds": 3600}
 
 
 @pytest.fixture(scope="module")
-def api_key(gateway) -> str:
-    _, plaintext = KeyStore(gateway.extensions["redis"]).create(
+def api_key(stack_redis) -> str:
+    _, plaintext = KeyStore(stack_redis).create(
         kind="secret", name="jobs tests", scopes=["jobs:read"], rate_limit="100000/minute"
     )
     return plaintext
@@ -112,77 +86,38 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(gateway, api_key) -> Api:
-    return Api(gateway, api_key)
+def api(gateway_app, api_key) -> Api:
+    return Api(gateway_app, api_key)
 
 
-@pytest.fixture(scope="module")
-def org(sandbox, jobs_settings) -> Iterator[SalesforceClient]:
-    """The org's admin: the oracle for expected answers, and the one who closes jobs."""
-    creds = DEMO_CREDENTIALS["admin"]
-    client = SalesforceClient(
-        ConnectionSettings(
-            name="admin",
-            login_url=sandbox.url,
-            client_id=creds["client_id"],
-            client_secret=creds["client_secret"],
-            username=creds["username"],
-            password=creds["password"],
-            security_token=creds["security_token"],
-            grants=Grants.everything(),
-            key_prefix="test:jobs-admin:",
-        ),
-        redis.Redis.from_url(jobs_settings.redis_url),
-    )
-    yield client
-    client.close()
-
-
-def org_ids(org: SalesforceClient, condition: str = "") -> set[str]:
+def org_ids(admin: SalesforceClient, condition: str = "") -> set[str]:
     where = PUBLIC + (f" AND ({condition})" if condition else "")
-    return {r["Id"] for r in org.query(f"SELECT Id FROM {JOB} WHERE {where}")}
+    return {r["Id"] for r in admin.query(f"SELECT Id FROM {JOB} WHERE {where}")}
 
 
-def usage(sandbox) -> int:
-    return requests.get(f"{sandbox.url}/__sandbox__/usage", timeout=5).json()["used"]
+def usage(sandbox_org) -> int:
+    return requests.get(f"{sandbox_org.url}/__sandbox__/usage", timeout=5).json()["used"]
 
 
-def refresh(gateway) -> None:
-    assert gateway.extensions["jobs"].refresh().outcome == "refreshed"
+def refresh(gateway_app) -> None:
+    assert services(gateway_app).jobs.refresh().outcome == "refreshed"
 
 
 @pytest.fixture(scope="module")
-def worker(jobs_settings, gateway, tmp_path_factory) -> Iterator[ManagedProcess]:
+def worker(stack_settings, gateway_app, tmp_path_factory):
     """A real worker on this module's Redis database (so it sees this sandbox)."""
-    name = f"jobs-{uuid.uuid4().hex[:8]}@localhost"
-    celery = gateway.extensions["celery"]
-    process = ManagedProcess(
-        "celery worker",
-        worker_argv(name=name, pool="threads", concurrency=2),
-        env=child_env(jobs_settings),
-        cwd=PROJECT_ROOT,
-        ready=lambda: bool(celery.control.ping(destination=[name], timeout=0.5)),
-        log_path=tmp_path_factory.mktemp("jobs-worker") / "worker.log",
+    process = running_worker(
+        stack_settings, gateway_app, tmp_path_factory.mktemp("jobs-worker"), concurrency=2
     )
-    process.start(timeout=60)
     yield process
     process.stop()
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 # --------------------------------------------------------------------------- API calls
 
 
-def test_listing_requests_cost_at_most_two_org_calls(gateway, api, sandbox):
-    gateway.extensions["jobs"].store.clear()  # start with no snapshot at all
+def test_listing_requests_cost_at_most_two_org_calls(gateway_app, api, sandbox_org):
+    services(gateway_app).jobs.store.clear()  # start with no snapshot at all
     combos = [
         {"department": dept, "workplace_type": wp, "sort": sort}
         for dept in ("Engineering", "Sales", "Marketing", "Finance", "People")
@@ -190,10 +125,10 @@ def test_listing_requests_cost_at_most_two_org_calls(gateway, api, sandbox):
         for sort in ("-posted_at", "title", "-salary_min", "city", "salary_max")
     ]
     assert len({json.dumps(c, sort_keys=True) for c in combos}) == 50
-    before = usage(sandbox)
+    before = usage(sandbox_org)
     statuses = [api.get("/v1/jobs", combos[i % 50]).status_code for i in range(1000)]
     assert statuses == [200] * 1000
-    spent = usage(sandbox) - before
+    spent = usage(sandbox_org) - before
     assert 1 <= spent <= 2  # the snapshot load; nothing per request
 
 
@@ -229,14 +164,14 @@ def test_listing_requests_cost_at_most_two_org_calls(gateway, api, sandbox):
         ),
     ],
 )
-def test_each_filter_and_combinations_match_the_org(api, org, params, soql):
-    expected = org_ids(org, soql)
+def test_each_filter_and_combinations_match_the_org(api, admin, params, soql):
+    expected = org_ids(admin, soql)
     assert expected, "the demo data should have jobs for this filter"
     assert api.ids(params) == expected
 
 
-def test_no_filter_lists_every_public_job(api, org):
-    assert api.ids() == org_ids(org)
+def test_no_filter_lists_every_public_job(api, admin):
+    assert api.ids() == org_ids(admin)
 
 
 def test_q_ands_words_over_title_and_description(api):
@@ -261,8 +196,8 @@ def test_q_ands_words_over_title_and_description(api):
     assert sorted(expected) == sorted(j["id"] for j in results)
 
 
-def test_q_is_accent_and_case_insensitive(gateway, api, org):
-    record_id = org.create(
+def test_q_is_accent_and_case_insensitive(gateway_app, api, admin):
+    record_id = admin.create(
         JOB,
         {
             "Name": "Développeur Zürich",
@@ -273,7 +208,7 @@ def test_q_is_accent_and_case_insensitive(gateway, api, org):
             "bpats__Date_Posted__c": "2026-01-15",
         },
     )
-    refresh(gateway)
+    refresh(gateway_app)
     for text in ("developpeur zurich", "DÉVELOPPEUR", "cafe"):
         assert [j["id"] for j in api.all({"q": text})] == [record_id], text
 
@@ -295,7 +230,7 @@ def test_sort_both_ways_is_total_and_stable(api):
         assert [j["id"] for j in api.all({"sort": field})] == [j["id"] for j in up]
 
 
-def test_paging_has_no_duplicates_or_gaps_for_small_pages(api, org):
+def test_paging_has_no_duplicates_or_gaps_for_small_pages(api, admin):
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 7, "sort": "city", "workplace_type": "On-site,Hybrid"}
     while True:
@@ -306,7 +241,7 @@ def test_paging_has_no_duplicates_or_gaps_for_small_pages(api, org):
             break
         params["cursor"] = body["page"]["next_cursor"]
     assert len(seen) == len(set(seen))
-    assert set(seen) == org_ids(org, "bpats__Workplace_Type__c IN ('On-site', 'Hybrid')")
+    assert set(seen) == org_ids(admin, "bpats__Workplace_Type__c IN ('On-site', 'Hybrid')")
 
 
 def test_fields_and_public_names_only(api):
@@ -343,9 +278,9 @@ def test_a_cursor_from_another_query_is_422(api):
     assert forged.status_code == 422
 
 
-def test_the_key_needs_jobs_read(gateway, api):
+def test_the_key_needs_jobs_read(gateway_app, api):
     assert api.client.get("/v1/jobs").status_code == 401
-    _, other = KeyStore(gateway.extensions["redis"]).create(
+    _, other = KeyStore(services(gateway_app).redis).create(
         kind="secret", name="writer", scopes=["applications:write"]
     )
     forbidden = api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {other}"})
@@ -355,7 +290,7 @@ def test_the_key_needs_jobs_read(gateway, api):
 # --------------------------------------------------------------------------- caching
 
 
-def test_etag_and_304(gateway, api):
+def test_etag_and_304(gateway_app, api):
     first = api.get("/v1/jobs", {"department": "Sales", "limit": 5})
     etag = first.headers["ETag"]
     assert first.headers["Cache-Control"].startswith("public, max-age=")
@@ -366,7 +301,7 @@ def test_etag_and_304(gateway, api):
     assert again.headers["ETag"] == etag
     other = api.get("/v1/jobs", {"department": "Sales", "limit": 6}, **{"If-None-Match": etag})
     assert other.status_code == 200 and other.headers["ETag"] != etag
-    refresh(gateway)  # a new snapshot version: the old validator no longer matches
+    refresh(gateway_app)  # a new snapshot version: the old validator no longer matches
     after = api.get("/v1/jobs", {"department": "Sales", "limit": 5}, **{"If-None-Match": etag})
     assert after.status_code == 200
     assert after.get_json()["data"] == first.get_json()["data"]
@@ -400,49 +335,49 @@ def _close(org: SalesforceClient, job_id: str) -> None:
     org.update(JOB, job_id, {"bpats__Status__c": "Closed"})
 
 
-def _post_hook(gateway, secret: str, body: bytes = b"{}", **overrides: str):
+def _post_hook(gateway_app, secret: str, body: bytes = b"{}", **overrides: str):
     headers = {**sign_hook(secret, body), "Content-Type": "application/json", **overrides}
-    return gateway.test_client().post("/v1/hooks/jobs-changed", data=body, headers=headers)
+    return gateway_app.test_client().post("/v1/hooks/jobs-changed", data=body, headers=headers)
 
 
-def test_the_hook_refuses_bad_signatures(gateway, jobs_settings):
-    assert _post_hook(gateway, "wrong-secret").status_code == 401
-    stale = sign_hook(jobs_settings.jobs_hook_secret, b"{}", timestamp=int(time.time()) - 3600)
-    assert _post_hook(gateway, jobs_settings.jobs_hook_secret, **stale).status_code == 401
-    unsigned = gateway.test_client().post("/v1/hooks/jobs-changed", json={})
+def test_the_hook_refuses_bad_signatures(gateway_app, stack_settings):
+    assert _post_hook(gateway_app, "wrong-secret").status_code == 401
+    stale = sign_hook(stack_settings.jobs_hook_secret, b"{}", timestamp=int(time.time()) - 3600)
+    assert _post_hook(gateway_app, stack_settings.jobs_hook_secret, **stale).status_code == 401
+    unsigned = gateway_app.test_client().post("/v1/hooks/jobs-changed", json={})
     assert unsigned.status_code == 401
 
 
 def test_a_job_closed_in_the_org_disappears_after_the_hook(
-    gateway, api, org, worker, jobs_settings
+    gateway_app, api, admin, worker, stack_settings
 ):
-    refresh(gateway)
+    refresh(gateway_app)
     job = api.ok("/v1/jobs", {"department": "Finance", "limit": 1})["data"][0]
     total = api.ok("/v1/jobs", {"limit": 1})["meta"]["total"]
-    _close(org, job["id"])
+    _close(admin, job["id"])
     assert api.get(f"/v1/jobs/{job['id']}").status_code == 200  # not yet: no refresh
-    response = _post_hook(gateway, jobs_settings.jobs_hook_secret)
+    response = _post_hook(gateway_app, stack_settings.jobs_hook_secret)
     assert response.status_code == 202
-    assert wait_for(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404)
+    assert wait_for(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=20)
     assert api.ok("/v1/jobs", {"limit": 1})["meta"]["total"] == total - 1
     assert job["id"] not in api.ids({"department": "Finance"})
 
 
 def test_a_job_closed_in_the_org_disappears_within_the_staleness_bound(
-    gateway, jobs_settings, api_key, org, sandbox
+    gateway_app, stack_settings, api_key, admin, sandbox_org
 ):
-    refresh(gateway)
-    bounded = create_app(jobs_settings.replace(jobs_staleness_seconds=1))
+    refresh(gateway_app)
+    bounded = create_app(stack_settings.replace(jobs_staleness_seconds=1))
     fast = Api(bounded, api_key)
     job = fast.ok("/v1/jobs", {"department": "Legal", "limit": 1})["data"][0]
-    _close(org, job["id"])
+    _close(admin, job["id"])
     # No hook: the next request after the bound serves the old snapshot and refreshes it.
     assert wait_for(lambda: fast.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=15)
 
 
-def test_the_beat_task_refreshes_on_a_worker(gateway, worker):
-    celery = gateway.extensions["celery"]
-    store = gateway.extensions["jobs"].store
+def test_the_beat_task_refreshes_on_a_worker(gateway_app, worker):
+    celery = gateway_app.extensions["celery"]
+    store = services(gateway_app).jobs.store
     store.clear()
     result = celery.send_task(REFRESH_TASK).get(timeout=30)
     assert result["outcome"] == "refreshed" and result["count"] > 0
@@ -452,29 +387,29 @@ def test_the_beat_task_refreshes_on_a_worker(gateway, worker):
     assert again["outcome"] == "fresh"  # younger than half the bound: skipped, no API call
 
 
-def test_refresh_failures_keep_the_last_snapshot_and_show_in_readyz(gateway, api, sandbox):
-    refresh(gateway)
+def test_refresh_failures_keep_the_last_snapshot_and_show_in_readyz(gateway_app, api, sandbox_org):
+    refresh(gateway_app)
     before = api.ok("/v1/jobs", {"limit": 5})
-    faults = f"{sandbox.url}/__sandbox__/faults"
+    faults = f"{sandbox_org.url}/__sandbox__/faults"
     requests.post(faults, json={"error_rate": 1.0}, timeout=5).raise_for_status()
     try:
         with pytest.raises(Exception, match="Unavailable"):
-            gateway.extensions["jobs"].refresh()
-        ready = gateway.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
+            services(gateway_app).jobs.refresh()
+        ready = gateway_app.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
         assert ready["status"] == "degraded"
         assert "Unavailable" in ready["last_error"]
         assert api.ok("/v1/jobs", {"limit": 5})["data"] == before["data"]
     finally:
         requests.delete(faults, timeout=5)
-    refresh(gateway)
-    ready = gateway.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
+    refresh(gateway_app)
+    ready = gateway_app.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
     assert ready["status"] == "ok" and "last_error" not in ready
 
 
-def test_the_endpoints_are_in_the_openapi_document(gateway):
+def test_the_endpoints_are_in_the_openapi_document(gateway_app):
     from openapi_spec_validator import validate
 
-    document = gateway.test_client().get("/v1/openapi.json").get_json()
+    document = gateway_app.test_client().get("/v1/openapi.json").get_json()
     validate(document)
     paths = document["paths"]
     assert {"/v1/jobs", "/v1/jobs/facets", "/v1/jobs/{job_id}", "/v1/hooks/jobs-changed"} <= set(
@@ -484,13 +419,13 @@ def test_the_endpoints_are_in_the_openapi_document(gateway):
     assert {"department", "posted_after", "q", "sort", "limit", "cursor", "fields"} <= params
 
 
-def test_a_cursor_continues_consistently_after_a_refresh(gateway, api, org):
+def test_a_cursor_continues_consistently_after_a_refresh(gateway_app, api, admin):
     params: dict[str, Any] = {"sort": "title", "limit": 10, "country": "United States"}
     first = api.ok("/v1/jobs", params)
     second_before = api.ok("/v1/jobs", {**params, "cursor": first["page"]["next_cursor"]})
     gone = second_before["data"][3]["id"]
-    _close(org, gone)
-    refresh(gateway)
+    _close(admin, gone)
+    refresh(gateway_app)
     second = api.ok("/v1/jobs", {**params, "cursor": first["page"]["next_cursor"]})
     ids = [j["id"] for j in second["data"]]
     assert gone not in ids
@@ -499,27 +434,27 @@ def test_a_cursor_continues_consistently_after_a_refresh(gateway, api, org):
     assert titles == sorted(titles)
     assert ids[:3] == [j["id"] for j in second_before["data"][:3]]
     assert ids[3:9] == [j["id"] for j in second_before["data"][4:10]]
-    store = gateway.extensions["jobs"].store
+    store = services(gateway_app).jobs.store
     current = store.pointer()
     assert store.redis.ttl(store.key(f"snapshot:{current.version}")) == -1  # never expires
 
 
-def test_beat_schedule_and_metrics(gateway, jobs_settings):
-    schedule = gateway.extensions["celery"].conf.beat_schedule["jobs-snapshot-refresh"]
+def test_beat_schedule_and_metrics(gateway_app, stack_settings):
+    schedule = gateway_app.extensions["celery"].conf.beat_schedule["jobs-snapshot-refresh"]
     assert schedule["task"] == REFRESH_TASK
-    assert schedule["schedule"] <= jobs_settings.jobs_staleness_seconds / 2
-    refresh(gateway)
-    text = gateway.test_client().get("/metrics").get_data(as_text=True)
+    assert schedule["schedule"] <= stack_settings.jobs_staleness_seconds / 2
+    refresh(gateway_app)
+    text = gateway_app.test_client().get("/metrics").get_data(as_text=True)
     jobs_line = next(
         line for line in text.splitlines() if line.startswith("ats_gateway_jobs_snapshot_jobs ")
     )
-    assert float(jobs_line.split()[1]) == gateway.extensions["jobs"].index().n > 0
+    assert float(jobs_line.split()[1]) == services(gateway_app).jobs.index().n > 0
     assert "ats_gateway_jobs_snapshot_age_seconds" in text
 
 
-def test_no_snapshot_and_the_org_down_is_503_problem_json(gateway, api, sandbox):
-    store = gateway.extensions["jobs"].store
-    faults = f"{sandbox.url}/__sandbox__/faults"
+def test_no_snapshot_and_the_org_down_is_503_problem_json(gateway_app, api, sandbox_org):
+    store = services(gateway_app).jobs.store
+    faults = f"{sandbox_org.url}/__sandbox__/faults"
     requests.post(faults, json={"error_rate": 1.0}, timeout=5).raise_for_status()
     try:
         store.clear()
@@ -527,22 +462,22 @@ def test_no_snapshot_and_the_org_down_is_503_problem_json(gateway, api, sandbox)
         assert response.status_code == 503
         assert response.mimetype == "application/problem+json"
         assert response.headers["Retry-After"] == "5"
-        ready = gateway.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
+        ready = gateway_app.test_client().get("/readyz").get_json()["checks"]["jobs_snapshot"]
         assert ready["status"] == "degraded" and ready["snapshot"] is None
         assert "Unavailable" in ready["last_error"]
     finally:
         requests.delete(faults, timeout=5)
-    refresh(gateway)
+    refresh(gateway_app)
     assert api.get("/v1/jobs").status_code == 200
 
 
-def test_a_burst_of_hooks_coalesces(gateway, api, org, worker, jobs_settings):
-    refresh(gateway)
+def test_a_burst_of_hooks_coalesces(gateway_app, api, admin, worker, stack_settings):
+    refresh(gateway_app)
     job = api.ok("/v1/jobs", {"department": "People", "limit": 1})["data"][0]
-    _close(org, job["id"])
-    responses = [_post_hook(gateway, jobs_settings.jobs_hook_secret) for _ in range(10)]
+    _close(admin, job["id"])
+    responses = [_post_hook(gateway_app, stack_settings.jobs_hook_secret) for _ in range(10)]
     assert [r.status_code for r in responses] == [202] * 10
-    celery = gateway.extensions["celery"]
+    celery = gateway_app.extensions["celery"]
     outcomes = [
         celery.AsyncResult(r.get_json()["task_id"]).get(timeout=30)["outcome"] for r in responses
     ]
@@ -552,14 +487,14 @@ def test_a_burst_of_hooks_coalesces(gateway, api, org, worker, jobs_settings):
 
 
 def test_a_picklist_value_added_in_the_org_is_accepted_after_describe_refresh(
-    gateway, api, sandbox
+    gateway_app, api, sandbox_org
 ):
     assert api.get("/v1/jobs", {"department": "Research"}).status_code == 422
     requests.patch(
-        f"{sandbox.url}/__sandbox__/objects/{JOB}/fields/bpats__Department__c",
+        f"{sandbox_org.url}/__sandbox__/objects/{JOB}/fields/bpats__Department__c",
         json={"add_picklist_values": ["Research"]},
         timeout=5,
     ).raise_for_status()
-    gateway.extensions["metadata"].refresh(force=True)
+    services(gateway_app).metadata.refresh(force=True)
     body = api.ok("/v1/jobs", {"department": "Research"})
     assert body["meta"]["total"] == 0 and body["data"] == []

@@ -5,38 +5,29 @@ one is accepted, each invalid one is refused with 422 naming the broken field.""
 from __future__ import annotations
 
 import pytest
-import redis
+from stack import build_gateway, gateway_settings, secret_headers
 
-from ats_gateway import create_app
 from ats_gateway.metadata.examples import invalid_variants, valid_example
-
-DB = 12  # a Redis database of its own: accepted applications must not reach other tests
-
-security = pytest.importorskip("ats_gateway.security")
 
 
 @pytest.fixture(scope="module")
-def gateway(base_settings, redis_url):
-    settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + f"/{DB}",
-        rate_limit_ip_submit="100000/minute",
-        rate_limit_key_submit="100000/minute",
+def gateway(base_settings, redis_db, stack_redis):
+    """The gateway with no org, on a Redis database of its own (`redis_db`): accepted
+    applications must not reach other tests."""
+    app = build_gateway(
+        gateway_settings(
+            base_settings,
+            redis_url=redis_db,
+            rate_limit_ip_submit="100000/minute",
+            rate_limit_key_submit="100000/minute",
+        )
     )
-    app = create_app(settings)
-    app.config["TESTING"] = True
     # "Is the job open" is the applications flow's concern (tested there); without an org the
     # jobs snapshot cannot load, so this app answers "unknown" at once instead of waiting.
     app.extensions.pop("jobs", None)
-    store = redis.Redis.from_url(settings.redis_url)
-    store.flushdb()
-    if "/v1/applications" not in {r.rule for r in app.url_map.iter_rules()}:
-        pytest.skip("POST /v1/applications is not there yet")
-    _, secret = security.KeyStore(store).create(
-        kind="secret", name="schema agreement", scopes=["applications:write"]
+    return app.test_client(), secret_headers(
+        stack_redis, ["applications:write"], name="schema agreement"
     )
-    yield app.test_client(), {"Authorization": f"Bearer {secret}"}
-    store.flushdb()
-    store.close()
 
 
 def test_generated_examples_agree_with_post_applications(gateway):

@@ -9,6 +9,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from ats_gateway import create_app
+from ats_gateway.extensions import services
 from ats_gateway.metadata import PermissionMissing
 from ats_gateway.metadata.preflight import MISSING, Finding
 
@@ -81,7 +82,7 @@ def test_readiness_shows_describe_source_and_age(client):
 def probe_app(base_settings):
     """A gateway with two extra routes that raise the metadata layer's exceptions."""
     application = create_app(base_settings)
-    metadata = application.extensions["metadata"]
+    metadata = services(application).metadata
 
     @application.post("/probe/validate")
     def validate():

@@ -15,71 +15,35 @@ import time
 import uuid
 
 import pytest
-import redis
 import requests
+from stack import demo_connection
 
 from ats_gateway import create_app
-from ats_gateway.config import ConnectionConfig, Settings
+from ats_gateway.config import Settings
+from ats_gateway.extensions import services
 from ats_gateway.metadata import build_metadata
 from ats_gateway.metadata.cache import ORG
 from ats_gateway.metadata.cli import cmd_doctor
-
-sandbox_server = pytest.importorskip(
-    "sandbox_org.server", reason="the sandbox org (sandbox_org) is not there yet"
-)
-if not hasattr(sandbox_server, "start_in_thread"):  # pragma: no cover - depends on the sandbox
-    pytest.skip("sandbox_org.server.start_in_thread does not exist yet", allow_module_level=True)
-
-from sandbox_org.app import create_app as create_sandbox  # noqa: E402
-from sandbox_org.seed import DEMO_CREDENTIALS  # noqa: E402
 
 FEEDBACK = "bpats__Interview_Feedback__c"
 
 
 @pytest.fixture(scope="module")
-def own_redis(redis_url):
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def sandbox_options():
+    return {}  # the sandbox's defaults
 
 
 @pytest.fixture(scope="module")
-def sandbox(own_redis):
-    handle = sandbox_server.start_in_thread(create_sandbox())
-    yield handle
-    handle.stop()
+def stack_overrides():
+    # Describes fetched from this sandbox live in the module's own Redis database (redis_db),
+    # never in the session's, whose other gateway apps serve snapshots.
+    return {"describe_local_ttl_seconds": 0.0}
 
 
-def connection(name: str, url: str, user: str | None = None) -> ConnectionConfig:
-    creds = DEMO_CREDENTIALS[user or name]
-    return ConnectionConfig(
-        name=name,
-        login_url=url,
-        auth_flow="password",
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-        security_token=creds["security_token"],
-    )
-
-
-#: A Redis database of its own: describes fetched from this sandbox must not reach the session's
-#: other gateway apps, which share the session Redis and serve snapshots.
-DB = 11
-
-
-def settings_for(base: Settings, url: str, job_portal_user: str = "job_portal") -> Settings:
-    return base.replace(
-        redis_url=base.redis_url.rsplit("/", 1)[0] + f"/{DB}",
-        connections={
-            "job_portal": connection("job_portal", url, job_portal_user),
-            "interview_feedback": connection("interview_feedback", url),
-        },
-        describe_local_ttl_seconds=0.0,
-    )
+def as_user(settings: Settings, url: str, job_portal_user: str) -> Settings:
+    """`settings` with the job_portal connection logging in as another demo user."""
+    connection = demo_connection(url, job_portal_user, name="job_portal")
+    return settings.replace(connections={**settings.connections, "job_portal": connection})
 
 
 def api_calls(url: str) -> int:
@@ -95,16 +59,16 @@ def add_picklist_value(url: str, sobject: str, field: str, value: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_picklist_value_added_in_the_org_is_accepted_after_refresh(sandbox, base_settings):
-    app = create_app(settings_for(base_settings, sandbox.url))
-    metadata = app.extensions["metadata"]
+def test_picklist_value_added_in_the_org_is_accepted_after_refresh(sandbox_org, stack_settings):
+    app = create_app(stack_settings)
+    metadata = services(app).metadata
     assert metadata.entry("interview_feedback").source == ORG
     client = app.test_client()
     value = f"Hire Later {uuid.uuid4().hex[:4]}"
     payload = {"recommendation": value}
     assert metadata.errors("interview_feedback", payload)[0]["code"] == "not_allowed"
 
-    add_picklist_value(sandbox.url, FEEDBACK, "bpats__Recommendation__c", value)
+    add_picklist_value(sandbox_org.url, FEEDBACK, "bpats__Recommendation__c", value)
     assert metadata.errors("interview_feedback", payload)  # until the describe is refreshed
 
     refreshed = {e.sobject: e for e in metadata.refresh()}
@@ -119,32 +83,34 @@ def test_picklist_value_added_in_the_org_is_accepted_after_refresh(sandbox, base
     assert ready["status"] == "ok" and ready["source"] == ORG
 
 
-def test_unchanged_describes_are_revalidated_not_refetched(sandbox, base_settings, own_redis):
-    metadata = build_metadata(settings_for(base_settings, sandbox.url), own_redis)
+def test_unchanged_describes_are_revalidated_not_refetched(
+    sandbox_org, stack_settings, stack_redis
+):
+    metadata = build_metadata(stack_settings, stack_redis)
     # Our clock is the org's here; without the skew margin, and with the last change in the
     # org (the test above) more than a second ago at Last-Modified's one-second precision.
     metadata.cache.clock_skew = 0.0
     time.sleep(2.1)
     first = {e.sobject: e for e in metadata.refresh()}
-    used = api_calls(sandbox.url)
+    used = api_calls(sandbox_org.url)
     again = {e.sobject: e for e in metadata.refresh()}
     # nothing changed: one `GET /sobjects` If-Modified-Since per connection, not 11 describes
-    assert api_calls(sandbox.url) - used == 2
+    assert api_calls(sandbox_org.url) - used == 2
     for name, entry in again.items():
         assert entry.source == ORG and entry.version == first[name].version
         assert entry.fetched_at == first[name].fetched_at  # 304: content kept, only re-checked
         assert entry.checked_at >= first[name].checked_at
 
 
-def test_doctor_names_the_missing_permission_set(sandbox, base_settings, own_redis):
+def test_doctor_names_the_missing_permission_set(sandbox_org, stack_settings, stack_redis):
     out = io.StringIO()
-    good = build_metadata(settings_for(base_settings, sandbox.url), own_redis)
+    good = build_metadata(stack_settings, stack_redis)
     code = cmd_doctor(argparse.Namespace(connection=[], json=False), metadata=good, out=out)
     assert code == 0, out.getvalue()
 
-    settings = settings_for(base_settings, sandbox.url, job_portal_user="job_portal_no_intake")
-    own_redis.flushdb()  # another user: its own token and describes (they show its grants)
-    metadata = build_metadata(settings, own_redis)
+    settings = as_user(stack_settings, sandbox_org.url, "job_portal_no_intake")
+    stack_redis.flushdb()  # another user: its own token and describes (they show its grants)
+    metadata = build_metadata(settings, stack_redis)
     out = io.StringIO()
     code = cmd_doctor(argparse.Namespace(connection=[], json=False), metadata=metadata, out=out)
     text = out.getvalue()
@@ -156,9 +122,11 @@ def test_doctor_names_the_missing_permission_set(sandbox, base_settings, own_red
     ]
 
 
-def test_start_up_preflight_and_the_doctor_command(sandbox, base_settings, own_redis, caplog):
-    own_redis.flushdb()
-    settings = settings_for(base_settings, sandbox.url, job_portal_user="job_portal_no_intake")
+def test_start_up_preflight_and_the_doctor_command(
+    sandbox_org, stack_settings, stack_redis, caplog
+):
+    stack_redis.flushdb()
+    settings = as_user(stack_settings, sandbox_org.url, "job_portal_no_intake")
     with caplog.at_level(logging.ERROR, logger="ats_gateway.metadata"):
         app = create_app(settings)
     assert any(
@@ -170,7 +138,7 @@ def test_start_up_preflight_and_the_doctor_command(sandbox, base_settings, own_r
     assert any("ATS Gateway Candidate Intake" in m for m in ready["missing"])
 
     env = {**os.environ, **settings.to_env()}
-    own_redis.flushdb()
+    stack_redis.flushdb()
     done = subprocess.run(
         [sys.executable, "-m", "ats_gateway.cli", "doctor", "--connection", "job_portal"],
         env=env,

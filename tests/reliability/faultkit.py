@@ -1,4 +1,4 @@
-"""Helpers of the fault suite (fixtures are in conftest.py).
+"""Helpers of the fault suite (fixtures are in conftest.py, built from tests/stack.py).
 
 The stack: a private Redis (restartable), the sandbox org with faults on, a real Celery worker
 process, and the gateway app (in process, or under gunicorn where a test kills it).
@@ -25,14 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import requests
+import stack as shared
 
-from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
+from ats_gateway.config import Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
-from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, start_worker
 from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.services.delivery import Outbox
-from sandbox_org.seed import DEMO_USERS
 
 APPLICATION = "bpats__Job_Board_Application__c"
 SOAK = os.environ.get("ATS_GATEWAY_SOAK", "") not in ("", "0")
@@ -45,31 +43,7 @@ def scale(short: int, soak: int) -> int:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def demo_user(key: str) -> dict:
-    return next(u for u in DEMO_USERS if u["key"] == key)
-
-
-def connection(url: str, key: str = "job_portal") -> ConnectionConfig:
-    user = demo_user(key)
-    return ConnectionConfig(
-        name=key,
-        login_url=url,
-        client_id=user["client_id"],
-        client_secret=user["client_secret"],
-        username=user["username"],
-        password=user["password"],
-        security_token=user["security_token"],
-    )
+    return shared.wait_for(predicate, timeout, interval, what)
 
 
 @dataclass
@@ -93,51 +67,30 @@ class Stack:
     # ------------------------------------------------------------------ processes
 
     def start_worker(self) -> ManagedProcess:
-        self.worker = start_worker(self.settings, self.app.extensions["celery"], self.log_dir)
+        self.worker = shared.running_worker(self.settings, self.app, self.log_dir)
         return self.worker
 
     def start_beat(self) -> ManagedProcess:
-        """Celery beat with the app's schedule (the delivery sweep, the jobs refresh), as
-        `ats-gateway dev` and a production deployment run it."""
-        process = ManagedProcess(
-            "beat",
-            beat_argv(str(self.log_dir / "celerybeat-schedule")),
-            env=child_env(self.settings),
-            cwd=PROJECT_ROOT,
-            log_path=self.log_dir / "beat.log",
-        ).start()
-        self.beat = process
-        return process
+        """Celery beat with the app's schedule, as a deployment runs it."""
+        self.beat = shared.running_beat(self.settings, self.log_dir)
+        return self.beat
 
     def start_gateway(self, port: int, workers: int = 2) -> ManagedProcess:
         """The gateway as production runs it: gunicorn (wsgi:app) with these settings."""
-        url = f"http://127.0.0.1:{port}"
-        process = ManagedProcess(
-            "gateway",
-            gunicorn_argv("127.0.0.1", port, workers=workers, threads=4),
-            env=child_env(self.settings),
-            cwd=PROJECT_ROOT,
-            ready=lambda: requests.get(url + "/healthz", timeout=1).ok,
-            log_path=self.log_dir / f"gateway-{port}.log",
-        ).start(timeout=60)
+        process = shared.running_gunicorn(self.settings, self.log_dir, port=port, workers=workers)
         self.extra.append(process)
         return process
 
     # ------------------------------------------------------------------ the org
 
     def faults(self, **settings: Any) -> dict:
-        response = requests.post(self.sandbox.url + "/__sandbox__/faults", json=settings, timeout=5)
-        response.raise_for_status()
-        return response.json()
+        return shared.set_faults(self.sandbox, **settings)
 
     def clear_faults(self) -> None:
-        requests.delete(self.sandbox.url + "/__sandbox__/faults", timeout=5).raise_for_status()
-        requests.post(
-            self.sandbox.url + "/__sandbox__/usage", json={"used": 0}, timeout=5
-        ).raise_for_status()
+        shared.clear_sandbox(self.sandbox, usage=True)
 
     def api_calls(self) -> int:
-        return requests.get(self.sandbox.url + "/__sandbox__/usage", timeout=5).json()["used"]
+        return shared.api_calls(self.sandbox)
 
     def org_rows(self, soql: str) -> list[dict]:
         return [r for page in self.admin.query(soql).pages() for r in page.records]

@@ -1,7 +1,8 @@
 """Applications: validated intake, durable queue, batched exactly-once delivery to the org.
 
 Others use: :class:`ApplicationService` (intake, batch, status), the intake errors, and
-:func:`runtime.build_service` / :func:`runtime.build_deliverer` to wire them from settings.
+:class:`ApplicationsDeliverer`; the composition root builds them once per process with
+:mod:`ats_gateway.services.applications.runtime`.
 """
 
 from ats_gateway.services.applications.intake import (

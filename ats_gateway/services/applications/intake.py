@@ -34,6 +34,7 @@ from ats_gateway.services.delivery import DELIVERED, DUPLICATE, FAILED, QUEUED, 
 
 EMAIL = "bpats__Email__c"
 JOB = "bpats__Job__c"
+FIRST_NAME = "bpats__First_Name__c"
 MAX_BATCH = 1000
 
 #: job id -> True (open), False (closed or unknown to the snapshot) or None (cannot tell now)
@@ -106,6 +107,8 @@ class ApplicationService:
     outbox: Outbox
     schema: ApplicationSchema
     job_is_open: JobIsOpen = lambda job_id: None  # no snapshot wired: accept
+    #: job id -> its title (for the candidate's receipt page), None when unknown
+    job_title: Callable[[str], str | None] = lambda job_id: None
     resume_rule: ResumeRule = field(default_factory=ResumeRule)
     idempotency_ttl: int = 86400
     clock: Callable[[], float] = time.time
@@ -160,11 +163,20 @@ class ApplicationService:
         scope: str = "public",
     ) -> Accepted:
         """Validate, deduplicate and queue one application."""
+        data, external_id = split_external_id(data)
         prepared = self.prepare(data, resume)
-        return self._store(prepared, idempotency_key=idempotency_key, scope=scope)
+        return self._store(
+            prepared, idempotency_key=idempotency_key, scope=scope, external_id=external_id
+        )
 
     def _store(
-        self, prepared: Prepared, *, idempotency_key: str | None, scope: str, wait: bool = True
+        self,
+        prepared: Prepared,
+        *,
+        idempotency_key: str | None,
+        scope: str,
+        wait: bool = True,
+        external_id: str | None = None,
     ) -> Accepted:
         payload: dict[str, Any] = {"record": prepared.record}
         attachments = {}
@@ -186,6 +198,8 @@ class ApplicationService:
             unique=[prepared.unique_name],
             wait=wait,
         )
+        if result.accepted:
+            self._remember(result.id, prepared, scope, external_id)
         if result.outcome == "replay":
             return Accepted(result.id, replayed=True)
         if result.outcome == "idempotency_conflict":
@@ -202,6 +216,19 @@ class ApplicationService:
         if result.outcome == "duplicate":
             raise self._duplicate(result.id)
         return Accepted(result.id)
+
+    def _remember(
+        self, item_id: str, prepared: Prepared, scope: str, external_id: str | None
+    ) -> None:
+        """Beside the item (and expiring with it): who submitted it (webhooks go to that key
+        only), the submitter's own reference, and what the candidate's receipt shows."""
+        fields = {"owner": scope, "receipt_first_name": str(prepared.record.get(FIRST_NAME, ""))}
+        title = self.job_title(str(prepared.record.get(JOB, "")))
+        if title:
+            fields["receipt_job_title"] = title
+        if external_id:
+            fields["external_id"] = external_id
+        self.outbox.redis.hset(self.outbox.item_key(item_id), mapping=fields)
 
     def _duplicate(self, existing_id: str) -> DuplicateApplication:
         record = self.outbox.get(existing_id) or {}
@@ -266,8 +293,13 @@ class ApplicationService:
             try:
                 resume = inline_resume(item)
                 data = {k: v for k, v in item.items() if k != "resume"} if resume else item
+                data, external_id = split_external_id(data)
                 accepted = self._store(
-                    self.prepare(data, resume), idempotency_key=None, scope=scope, wait=False
+                    self.prepare(data, resume),
+                    idempotency_key=None,
+                    scope=scope,
+                    wait=False,
+                    external_id=external_id,
                 )
             except IntakeRejected as exc:
                 outcome = {"index": index, "status": exc.status, "detail": exc.detail}
@@ -329,6 +361,27 @@ class ApplicationService:
             view["org_status"] = record["org_status"]
             view["org_status_at"] = _iso(record["org_status_at"])
         return view
+
+
+def split_external_id(data: Any) -> tuple[Any, str | None]:
+    """The submitter's own reference (``external_id``): kept by the gateway and echoed in
+    webhooks, never sent to the org. Returns (the rest of the data, the reference)."""
+    if not isinstance(data, Mapping) or "external_id" not in data:
+        return data, None
+    value = data["external_id"]
+    if value is not None and (
+        not isinstance(value, str) or not 1 <= len(value) <= 255 or not value.isprintable()
+    ):
+        raise InvalidApplication(
+            [
+                {
+                    "field": "external_id",
+                    "code": "invalid_type",
+                    "message": "Must be 1 to 255 printable characters.",
+                }
+            ]
+        )
+    return {k: v for k, v in data.items() if k != "external_id"}, value
 
 
 def fingerprint(data: Any, resume: ResumeUpload | None) -> str:

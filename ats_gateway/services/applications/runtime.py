@@ -1,13 +1,8 @@
-"""Building the applications services from :class:`~ats_gateway.config.Settings` and the
-process-wide pieces the app factory made (Redis, the Metadata service, the org connections).
-
-The HTTP edge and the worker each build these once per process (and keep them on the app);
-nothing here connects at import time.
+"""Builders of the applications pieces, called once per process by the composition root
+(:func:`ats_gateway.composition.build_services`); nothing here connects or reads at build time.
 """
 
 from __future__ import annotations
-
-import redis
 
 from ats_gateway.config import Settings
 from ats_gateway.metadata.service import Metadata
@@ -21,13 +16,9 @@ KIND = "applications"
 CONNECTION = "job_portal"
 
 
-def build_outbox(settings: Settings, redis_client: redis.Redis) -> Outbox:
-    return Outbox.from_settings(redis_client, KIND, settings)
-
-
 def build_service(
     settings: Settings,
-    redis_client: redis.Redis,
+    outbox: Outbox,
     metadata: Metadata,
     *,
     job_is_open: JobIsOpen | None = None,
@@ -37,7 +28,7 @@ def build_service(
     if contract.resume is not None:
         rule = ResumeRule(contract.resume.max_bytes, contract.resume.types, contract.resume.field)
     service = ApplicationService(
-        outbox=build_outbox(settings, redis_client),
+        outbox=outbox,
         schema=LiveSchema(metadata),
         resume_rule=rule,
         idempotency_ttl=settings.idempotency_ttl_seconds,

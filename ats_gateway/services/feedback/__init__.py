@@ -2,8 +2,9 @@
 
 Others use :class:`FeedbackService` (``form``, ``submit``, ``submission``), its errors, the
 :class:`Grant` a verified link gives, :class:`FeedbackDeliverer` (one sObject Tree call per
-feedback, over the shared outbox of :mod:`ats_gateway.services.delivery`) and the builders in
-:mod:`ats_gateway.services.feedback.runtime`.
+feedback, over the shared outbox of :mod:`ats_gateway.services.delivery`) and
+:class:`LinkIssuer` (issuing interviewer links). The composition root builds them once per
+process with :mod:`ats_gateway.services.feedback.runtime`.
 """
 
 from ats_gateway.services.feedback.context import (
@@ -12,6 +13,7 @@ from ats_gateway.services.feedback.context import (
     InterviewNotFound,
     Topic,
 )
+from ats_gateway.services.feedback.issuing import InvalidLinkRequest, LinkIssuer, LinkNotFound
 from ats_gateway.services.feedback.org import FeedbackDeliverer
 from ats_gateway.services.feedback.service import (
     KIND,
@@ -39,5 +41,8 @@ __all__ = [
     "InterviewGone",
     "InterviewNotFound",
     "InvalidFeedback",
+    "InvalidLinkRequest",
+    "LinkIssuer",
+    "LinkNotFound",
     "Topic",
 ]

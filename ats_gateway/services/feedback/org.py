@@ -54,14 +54,21 @@ class FeedbackDeliverer:
         self,
         client: SalesforceClient,
         *,
-        relationship: str,
+        relationship: str | Callable[[], str],
         names: OrgNames = NAMES,
         on_delivered: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
-        self.relationship = relationship
+        self._relationship = relationship
         self.names = names
         self.on_delivered = on_delivered
+
+    @property
+    def relationship(self) -> str:
+        """The child relationship of the tree (a callable is asked each time: it follows the
+        live describe, so the deliverer can be built before any describe is read)."""
+        value = self._relationship
+        return value() if callable(value) else value
 
     def deliver(self, items: Sequence[Item], progress: ProgressRecorder) -> list[Outcome]:
         outcomes = []

@@ -725,7 +725,7 @@
           headers: { "Idempotency-Key": idempotencyKey },
         }).then(
           function (accepted) {
-            sessionStorage.setItem("status_url:" + accepted.id, accepted.status_url);
+            sessionStorage.setItem("receipt_url:" + accepted.id, accepted.receipt_url || "");
             sessionStorage.setItem("job_title:" + accepted.id, job.title || job.name);
             window.location.hash = "#/applications/" + accepted.id;
           },
@@ -881,7 +881,8 @@
   // ------------------------------------------------------------------ application status
 
   function statusView(applicationId) {
-    var statusUrl = sessionStorage.getItem("status_url:" + applicationId) || "/v1/applications/" + applicationId;
+    // The 202's receipt_url: the candidate's own capability URL (no key, no server relay).
+    var receiptUrl = sessionStorage.getItem("receipt_url:" + applicationId);
     var jobTitle = sessionStorage.getItem("job_title:" + applicationId);
     var badge = el("p", {
       className: "status-badge",
@@ -910,26 +911,15 @@
       ]),
     ]);
 
-    var useRelay = false;
     var delay = 500;
 
     function fetchStatus() {
-      if (useRelay) {
-        return fetch("status/" + encodeURIComponent(applicationId), { credentials: "omit" }).then(function (r) {
-          return r.json().then(function (body) {
-            if (!r.ok) throw new ApiError(r.status, body);
-            return body;
-          });
+      if (!receiptUrl) return Promise.reject(new ApiError(404, { detail: "This page was opened without its receipt link." }));
+      return fetch(receiptUrl, { credentials: "omit", headers: { Accept: "application/json" } }).then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) throw new ApiError(r.status, body);
+          return body;
         });
-      }
-      return api(statusUrl).catch(function (error) {
-        // Reading statuses needs a scope a publishable key cannot hold: ask our own backend.
-        // Cross-origin the browser reports the refused preflight as a network error (0).
-        if (error.status === 401 || error.status === 403 || error.status === 0) {
-          useRelay = true;
-          return fetchStatus();
-        }
-        throw error;
       });
     }
 
@@ -944,8 +934,8 @@
       clear(details);
       if (status === "delivered" || status === "duplicate") {
         details.appendChild(el("p", { text: "Our recruiting team can see your application now. We will be in touch." }));
-        if (record.salesforce_id) {
-          details.appendChild(el("p", { className: "muted small" }, ["Reference: ", el("code", { id: "salesforce-id", text: record.salesforce_id })]));
+        if (receiptUrl) {
+          details.appendChild(el("p", { className: "muted small" }, [el("a", { id: "receipt-link", href: receiptUrl, text: "Your receipt (bookmark it to check later)" })]));
         }
       } else if (status === "failed") {
         details.appendChild(el("p", { className: "notice error", text: record.reason || "The application could not be delivered." }));

@@ -1,6 +1,7 @@
 """Fixtures for the Salesforce client's contract tests.
 
-* ``sf_redis``: a private redis-server for the session (flushed per test).
+* ``sf_redis_server`` (``.url``): a Redis database of the client tests' own for the session
+  (leased from the shared stack, tests/stack.py); ``sf_redis``: a client on it, flushed per test.
 * ``rsps``: ``responses.RequestsMock(assert_all_requests_are_fired=True)``.
 * ``sf``: a job_portal client on recorded responses (its first call logs in).
 * ``org``: the backend the behavioural tests run against, parametrized over ``recorded``
@@ -12,21 +13,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis
 import responses
 from sf_fakes import RecordedOrg, SandboxOrg, expect_login, sandbox_users, settings
+from stack import running_sandbox
 
-from ats_gateway.embedded import EmbeddedRedis, free_port
 from ats_gateway.salesforce import SalesforceClient
 
 
 @pytest.fixture(scope="session")
-def sf_redis_server() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
+def sf_redis_server(redis_databases) -> Iterator[SimpleNamespace]:
+    with redis_databases.lease() as url:
+        yield SimpleNamespace(url=url)
 
 
 @pytest.fixture
@@ -55,15 +57,8 @@ def sf(sf_redis, rsps) -> Iterator[SalesforceClient]:
 @pytest.fixture(scope="session")
 def sandbox_handle() -> Iterator[Any]:
     """The sandbox org (demo seed, faults switchable) on a free port for the session."""
-    try:
-        from sandbox_org import create_app
-        from sandbox_org.server import start_in_thread
-    except ImportError as exc:
-        pytest.skip(f"sandbox org not available (sandbox_org: {exc})")
-    app = create_app({"seed": "demo", "seed_jobs": 20, "faults_enabled": True})
-    handle = start_in_thread(app, "127.0.0.1", free_port())
-    yield handle
-    handle.stop()
+    with running_sandbox(seed="demo", seed_jobs=20, faults_enabled=True) as handle:
+        yield handle
 
 
 @pytest.fixture(params=["recorded", "sandbox"])

@@ -340,9 +340,8 @@ def test_no_value_changes_an_in_query(values):
 def test_an_independent_parser_reads_the_same_value(value):
     """The sandbox org's lark grammar parses the rendered query to one comparison whose value
     is exactly the input (a second, unrelated reader of SOQL)."""
-    parser = pytest.importorskip("sandbox_org.soql.parser")
-    literals = pytest.importorskip("sandbox_org.soql.literals")
-    nodes = pytest.importorskip("sandbox_org.soql.nodes")
+    from sandbox_org.soql import literals, nodes, parser
+
     rendered = select("Id").from_("Contact").where(field("Email").eq(value)).render()
     tree = parser.parse(rendered)
     assert tree.sobject.value == "Contact"

@@ -1,0 +1,335 @@
+"""The composition root: every long-lived piece of a gateway process, built in one place.
+
+``build_services(settings)`` returns one frozen :class:`Services`; ``create_app`` stores it
+once on the app (``app.extensions["services"]``) and the Celery worker, which runs inside that
+app, uses the same object. Views and tasks take what they need from it with
+``ats_gateway.extensions.services()``; nothing else builds a service, and nothing is built
+lazily behind a view's back. Building connects to nothing: Redis connects on first command,
+Salesforce clients authenticate on first call.
+
+============================  =====================================================
+piece (``Services.<name>``)   built by (the one place)
+============================  =====================================================
+redis                         :func:`build_redis` (here)
+metrics                       ``extensions.Metrics()`` (here); gauges: :func:`register_metrics`
+readiness                     ``extensions.Readiness()`` (here); checks: :func:`register_checks`
+connections                   ``connections.Connections(settings, redis)`` (one client each)
+metadata                      ``metadata.build_metadata(settings, redis, fetchers)``
+jobs                          ``services.jobs.build_service``
+events_state                  ``events.EventsState`` (the subscriber's mode, for /readyz
+                              and the jobs service; the subscriber: ``events.build_subscriber``)
+applications_outbox           ``services.delivery.Outbox.from_settings(redis, "applications")``
+applications                  ``services.applications.runtime.build_service``
+applications_deliverer        ``services.applications.runtime.build_deliverer``, wrapped in
+                              ``services.webhooks.NotifyingDeliverer`` (outcomes -> webhooks)
+feedback_outbox               ``services.delivery.Outbox.from_settings(redis, "feedback")``
+feedback_contexts             ``services.feedback.runtime.build_contexts``
+feedback                      ``services.feedback.runtime.build_service``
+feedback_deliverer            ``services.feedback.runtime.build_deliverer``
+links                         ``security.links.FeedbackLinks(redis, secret_key)``
+link_issuer                   ``services.feedback.issuing.LinkIssuer``
+key_store                     ``security.keys.KeyStore(redis)``
+origin_index                  ``security.cors.OriginIndex(key_store)``
+webhooks                      ``services.webhooks.runtime.build_webhooks`` ([17])
+receipts                      ``services.applications.receipts.Receipts`` ([17])
+============================  =====================================================
+
+Not here, on purpose: the Celery app (``tasks.celery_init_app``; Flask's convention keeps it
+at ``app.extensions["celery"]``), the rate limiter (flask-limiter binds itself to the app) and
+the CAPTCHA verifier (a plug-in set at run time with ``security.set_captcha_verifier``).
+
+Adding a service: a field below, one line in :func:`build_services`, its readiness check in
+:func:`register_checks` and its metrics in :func:`register_metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask
+
+from ats_gateway import metadata as metadata_layer
+from ats_gateway.config import Settings
+from ats_gateway.connections import Connections
+from ats_gateway.events import EventsState
+from ats_gateway.extensions import SERVICES, Metrics, Readiness
+from ats_gateway.metadata import Metadata
+from ats_gateway.metadata.sources import fetchers_from_connections
+from ats_gateway.security.cors import OriginIndex
+from ats_gateway.security.keys import PUBLISHABLE, SECRET, KeyStore
+from ats_gateway.security.links import FeedbackLinks
+from ats_gateway.services import jobs as jobs_layer
+from ats_gateway.services.applications import ApplicationService
+from ats_gateway.services.applications import runtime as applications_runtime
+from ats_gateway.services.applications.receipts import Receipts
+from ats_gateway.services.delivery import Outbox
+from ats_gateway.services.feedback import ContextReader, FeedbackDeliverer, FeedbackService
+from ats_gateway.services.feedback import runtime as feedback_runtime
+from ats_gateway.services.feedback.issuing import LinkIssuer
+from ats_gateway.services.jobs import JobsError, JobsService
+from ats_gateway.services.jobs.changes import GoneJobs
+from ats_gateway.services.webhooks import NotifyingDeliverer
+from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
+
+__all__ = ["Services", "build_redis", "build_services", "init_app"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every long-lived piece of one gateway process (see the module's table)."""
+
+    settings: Settings
+    redis: redis.Redis
+    metrics: Metrics
+    readiness: Readiness
+    connections: Connections
+    metadata: Metadata
+    jobs: JobsService
+    events_state: EventsState
+    applications_outbox: Outbox
+    applications: ApplicationService
+    applications_deliverer: NotifyingDeliverer
+    feedback_outbox: Outbox
+    feedback_contexts: ContextReader
+    feedback: FeedbackService
+    feedback_deliverer: FeedbackDeliverer
+    links: FeedbackLinks
+    link_issuer: LinkIssuer
+    key_store: KeyStore
+    origin_index: OriginIndex
+    webhooks: WebhooksRuntime
+    receipts: Receipts | None
+
+
+def build_redis(settings: Settings) -> redis.Redis:
+    """The process's Redis client (connects on first command; bytes in, bytes out)."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+        decode_responses=False,
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    """Build every long-lived piece for ``settings``, then register readiness and metrics."""
+    redis_client = build_redis(settings)
+    connections = Connections(settings, redis_client)
+    metadata = metadata_layer.build_metadata(
+        settings, redis_client, fetchers_from_connections(connections)
+    )
+    jobs = jobs_layer.build_service(settings, redis_client, metadata, connections.client)
+    # [12] While `ats-gateway events` heartbeats, it keeps the snapshot current (no reload for
+    # staleness, beat's full reload stands down); jobs that left answer 410 for 30 days.
+    events_state = EventsState(redis_client, heartbeat_seconds=settings.events_heartbeat_seconds)
+    jobs.kept_current = events_state.live
+    jobs.gone = GoneJobs(redis_client).__contains__
+
+    applications_outbox = Outbox.from_settings(redis_client, applications_runtime.KIND, settings)
+    applications = applications_runtime.build_service(
+        settings, applications_outbox, metadata, job_is_open=job_snapshot_check(jobs)
+    )
+    applications.job_title = job_title_lookup(jobs)
+    webhooks = build_webhooks(
+        settings,
+        redis_client,
+        applications_outbox,
+        on_enqueued=lambda ids: _schedule_webhook_sends(redis_client, ids),
+    )
+    # [17] delivery outcomes become webhook events for the submitting key
+    applications_deliverer = NotifyingDeliverer(
+        applications_runtime.build_deliverer(
+            settings, connections.client(applications_runtime.CONNECTION), metadata
+        ),
+        webhooks.publisher,
+    )
+
+    feedback_client = feedback_runtime.connection_client(settings, connections.client)
+    feedback_outbox = Outbox.from_settings(redis_client, feedback_runtime.KIND, settings)
+    feedback_contexts = feedback_runtime.build_contexts(settings, redis_client, feedback_client)
+    links = FeedbackLinks(
+        redis_client, settings.secret_key, max_ttl=settings.feedback_link_max_ttl_seconds
+    )
+    key_store = KeyStore(redis_client)
+
+    services = Services(
+        settings=settings,
+        redis=redis_client,
+        metrics=Metrics(),
+        readiness=Readiness(),
+        connections=connections,
+        metadata=metadata,
+        jobs=jobs,
+        events_state=events_state,
+        applications_outbox=applications_outbox,
+        applications=applications,
+        applications_deliverer=applications_deliverer,
+        feedback_outbox=feedback_outbox,
+        feedback_contexts=feedback_contexts,
+        feedback=feedback_runtime.build_service(metadata, feedback_outbox, feedback_contexts),
+        feedback_deliverer=feedback_runtime.build_deliverer(
+            connections.client(feedback_runtime.CONNECTION), metadata, feedback_contexts
+        ),
+        links=links,
+        link_issuer=LinkIssuer(links, feedback_contexts, settings),
+        key_store=key_store,
+        origin_index=OriginIndex(key_store),
+        webhooks=webhooks,
+        receipts=(
+            Receipts(
+                settings.secret_key,
+                applications_outbox,
+                max_age=settings.application_status_ttl_days * 86400,
+            )
+            if settings.secret_key
+            else None  # receipts are signed: no secret, no receipt_url
+        ),
+    )
+    register_checks(services)
+    register_metrics(services)
+    return services
+
+
+def init_app(app: Flask, services: Services) -> None:
+    """Start-up step: the one place the app keeps its services; contracts checked at start."""
+    app.extensions[SERVICES] = services
+    metadata_layer.check_at_start(services.metadata)
+
+
+def job_title_lookup(jobs: JobsService):
+    """A job's title from the jobs snapshot (for the candidate's receipt), or None."""
+
+    def title(job_id: str) -> str | None:
+        try:
+            doc = jobs.index().get(job_id) if job_id else None
+        except JobsError:
+            return None
+        return None if doc is None else doc.get("bpats__Job_Title__c") or doc.get("title")
+
+    return title
+
+
+def _schedule_webhook_sends(redis_client: redis.Redis, endpoint_ids) -> None:
+    from ats_gateway.tasks.webhooks import schedule_sends  # needs the Celery app at call time
+
+    schedule_sends(redis_client, endpoint_ids)
+
+
+def job_snapshot_check(jobs: JobsService):
+    """Whether a job is open, from the jobs snapshot (no org call per submission).
+
+    True/False when the snapshot can tell; None (accept, deliver anyway) when there is no
+    snapshot yet, so an outage of the snapshot never turns candidates away.
+    """
+
+    def is_open(job_id: str) -> bool | None:
+        try:
+            return jobs.index().get(job_id) is not None
+        except JobsError:
+            return None
+
+    return is_open
+
+
+# ------------------------------------------------------------------ readiness and metrics
+
+
+def register_checks(services: Services) -> None:
+    """Every `/readyz` check, in the order the page lists them."""
+    add = services.readiness.add
+
+    def redis_check() -> tuple[str, dict[str, Any]]:
+        started = time.perf_counter()
+        services.redis.ping()
+        return "ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+    def key_store_check() -> tuple[str, dict[str, Any]]:
+        counts = services.key_store.active_count()
+        return "ok", {"active_publishable": counts[PUBLISHABLE], "active_secret": counts[SECRET]}
+
+    def applications_queue_check() -> tuple[str, dict[str, Any]]:
+        """The delivery queue: depth, dead letters, age of the oldest due item."""
+        counts, lag = _queue_state(services.applications_outbox)
+        details = {**counts, "oldest_due_seconds": round(lag, 1)}
+        return ("degraded" if counts["dead_letter"] else "ok"), details
+
+    add("redis", redis_check)
+    add("salesforce", services.connections.status)
+    add("describe", lambda: metadata_layer.describe_status(services.metadata))
+    add("permissions", lambda: metadata_layer.permissions_status(services.metadata))
+    add("jobs_snapshot", services.jobs.readiness)
+    add("events", services.events_state.readiness)
+    add("key_store", key_store_check)
+    add("applications_queue", applications_queue_check)
+
+
+def register_metrics(services: Services) -> None:
+    """`/metrics` beyond the HTTP counters: gauges read from Redis at scrape time (so every
+    gateway process reports the same numbers)."""
+    from prometheus_client import Gauge
+
+    registry = services.metrics.registry
+    jobs = services.jobs
+
+    def snapshot_age() -> float:
+        try:
+            pointer = jobs.store.pointer()
+        except redis.RedisError:  # Redis down: /readyz says so; a scrape must not fail
+            return float("nan")
+        return -1.0 if pointer is None else pointer.age(jobs.clock())
+
+    def snapshot_jobs() -> float:
+        try:
+            return float(jobs.store.status().get("count") or 0)
+        except redis.RedisError:
+            return float("nan")
+
+    Gauge(
+        "ats_gateway_jobs_snapshot_age_seconds",
+        "Age of the jobs snapshot being served (-1: none yet).",
+        registry=registry,
+    ).set_function(snapshot_age)
+    Gauge(
+        "ats_gateway_jobs_snapshot_jobs",
+        "Public jobs in the current snapshot.",
+        registry=registry,
+    ).set_function(snapshot_jobs)
+    registry.register(_QueueCollector(services.applications_outbox))
+
+
+def _queue_state(outbox: Outbox) -> tuple[dict[str, int], float]:
+    counts = outbox.counts()
+    due = outbox.next_due()
+    return counts, (max(0.0, time.time() - due) if due is not None else 0.0)
+
+
+class _QueueCollector:
+    """The applications delivery queue, read at scrape time."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            counts, lag = _queue_state(self.outbox)
+        except Exception:  # Redis down: /readyz says so; a scrape must not fail
+            return
+        depth = GaugeMetricFamily(
+            "ats_gateway_applications_queue",
+            "Applications by delivery state (queued, delivering, dead_letter).",
+            labels=["state"],
+        )
+        for state, value in counts.items():
+            depth.add_metric([state], value)
+        yield depth
+        yield GaugeMetricFamily(
+            "ats_gateway_applications_oldest_due_seconds",
+            "How long the oldest due application has waited for delivery.",
+            value=lag,
+        )
