@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import redis
 import requests
-from sandbox_stack import admin_client, demo_connection, wait_for
+from stack import FAST_DELIVERY, wait_for
 
-from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env, start_worker
@@ -31,7 +30,8 @@ STATE_KEY = "ats-gateway:events:state"
 
 
 @pytest.fixture(scope="module")
-def sandbox():
+def sandbox_org():
+    """The sandbox org with its Pub/Sub API on a free port (keepalives every second)."""
     handle = start_in_thread(
         create_sandbox({"seed": "demo", "seed_jobs": 300, "faults_enabled": True}),
         pubsub_port=0,
@@ -42,32 +42,37 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def settings(base_settings, sandbox) -> Settings:
-    redis_url = base_settings.redis_url.rsplit("/", 1)[0] + "/11"
-    redis.Redis.from_url(redis_url).flushdb()
-    return base_settings.replace(
-        redis_url=redis_url,
-        connections={
-            **base_settings.connections,
-            "job_portal": demo_connection(sandbox.url, "job_portal"),
-        },
-        jobs_staleness_seconds=3600,
-        pubsub_endpoint=sandbox.pubsub_target,
-        pubsub_tls=False,
-        events_heartbeat_seconds=0.5,
-        events_lease_seconds=3.0,
-        events_poll_seconds=0.5,
-        events_stream_retry_seconds=2.0,
-        rate_limit_key_submit="100000/minute",
-        delivery_window_seconds=0.3,
-    )
+def stack_connections() -> tuple[str, ...]:
+    return ("job_portal",)
 
 
 @pytest.fixture(scope="module")
-def store(settings) -> redis.Redis:
-    client = redis.Redis.from_url(settings.redis_url)
-    yield client
-    client.close()
+def stack_overrides(sandbox_org) -> dict[str, Any]:
+    return {
+        **FAST_DELIVERY,
+        "jobs_staleness_seconds": 3600,
+        "pubsub_endpoint": sandbox_org.pubsub_target,
+        "pubsub_tls": False,
+        "events_heartbeat_seconds": 0.5,
+        "events_lease_seconds": 3.0,
+        "events_poll_seconds": 0.5,
+        "events_stream_retry_seconds": 2.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings) -> Settings:
+    return stack_settings
+
+
+@pytest.fixture(scope="module")
+def store(stack_redis) -> redis.Redis:
+    return stack_redis
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_org):
+    return sandbox_org
 
 
 class Subscriber:
@@ -106,15 +111,13 @@ def subscriber(settings, store, tmp_path_factory) -> Iterator[Subscriber]:
 
 
 @pytest.fixture(scope="module")
-def gateway(settings):
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    return app
+def gateway(gateway_app):
+    return gateway_app
 
 
 @pytest.fixture(scope="module")
-def api(gateway):
-    _, key = KeyStore(gateway.extensions["redis"]).create(
+def api(gateway, store):
+    _, key = KeyStore(store).create(
         kind="secret", name="events tests", scopes=["jobs:read"], rate_limit="100000/minute"
     )
     client = gateway.test_client()
@@ -128,10 +131,8 @@ def api(gateway):
 
 
 @pytest.fixture(scope="module")
-def org(sandbox, store):
-    client = admin_client(sandbox.url, store)
-    yield client
-    client.close()
+def org(admin):
+    return admin
 
 
 def state(store: redis.Redis) -> dict[str, str]:
