@@ -19,6 +19,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
 
     app = Flask(__name__)
+    # `//v1//jobs` is a 404, not a redirect: Werkzeug's slash-merging redirect is absolute,
+    # built from the request's own Host header, so it would send a client to any host.
+    app.url_map.merge_slashes = False
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key or None,

@@ -317,6 +317,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             # The sandbox serves the Pub/Sub API on the next port (plain gRPC on 127.0.0.1).
             pubsub_endpoint=f"{args.host}:{args.sandbox_port + 1}",
             pubsub_tls=False,
+            operator_networks="127.0.0.1/32,::1/128",  # readiness detail for the developer
             connections=sandbox_connections(
                 sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
             ),

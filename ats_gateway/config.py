@@ -55,6 +55,7 @@ class Settings:
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
     max_body_bytes: int = 8 * 1024 * 1024
+    body_read_timeout: float = 10.0  # a whole request body must arrive within this
     schemas_dir: str = str(PACKAGE_SCHEMAS)
     sf_connect_timeout: float = 5.0
     sf_read_timeout: float = 30.0
@@ -80,6 +81,7 @@ class Settings:
     rate_limit_key_submit: str = "120/minute"
     rate_limit_ip_read: str = "300/minute"
     rate_limit_ip_submit: str = "10/minute"
+    operator_networks: str = ""  # CIDRs whose clients see /readyz detail and /metrics
     trusted_proxy_hops: int = 0  # X-Forwarded-For entries to trust for the client IP
     form_min_fill_seconds: float = 3.0
     form_token_max_age: int = 7200

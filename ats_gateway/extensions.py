@@ -59,6 +59,9 @@ class Readiness:
         return ready, results
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
 
@@ -93,8 +96,10 @@ def init_request_tracking(app: Flask) -> None:
     def finish_request(response):
         response.headers["X-Request-Id"] = getattr(g, "request_id", "")
         endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
+        # Label values stay a bounded set: any other method is "OTHER", not a new series.
+        method = request.method if request.method in _METHODS else "OTHER"
         started = getattr(g, "request_started", None)
         if started is not None:
-            metrics.latency.labels(endpoint, request.method).observe(time.perf_counter() - started)
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+            metrics.latency.labels(endpoint, method).observe(time.perf_counter() - started)
+        metrics.requests.labels(endpoint, method, str(response.status_code)).inc()
         return response

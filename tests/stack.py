@@ -34,6 +34,23 @@ fixture of the same name: ``sandbox_options``, ``stack_connections``, ``stack_ov
 * ``live_gateway``: the gateway under gunicorn (``wsgi:app``) on a free port, for suites that
   need real HTTP from another process (``.url``, ``.process``).
 
+A module of its own, e.g. delivery against a slow org with one connection::
+
+    @pytest.fixture(scope="module")
+    def sandbox_options():
+        return {"seed": "demo", "seed_jobs": 10, "faults_enabled": True}
+
+    @pytest.fixture(scope="module")
+    def stack_connections():
+        return ("job_portal",)
+
+    def test_something(gateway_app, stack_redis, worker, open_jobs, sandbox_org):
+        set_faults(sandbox_org, latency_ms=500)  # cleared after the test
+        ...
+
+A stack of another scope (a package, one test) uses the factories below the same way the
+fixtures do (tests/reliability/conftest.py, tests/integration/test_applications_crash.py).
+
 Factories (context managers and functions, for any fixture scope or inside a test):
 ``running_sandbox``, ``gateway_settings``, ``build_gateway``, ``running_worker``,
 ``running_beat``, ``running_gunicorn``, ``demo_connection``, ``admin_client``, ``open_job_ids``,
@@ -332,6 +349,8 @@ def base_settings(redis_url) -> Settings:
         log_format="text",
         log_level="INFO",
         jobs_hook_secret="test-hook-secret",
+        # The in-process suites read /readyz detail and /metrics as the operator on loopback.
+        operator_networks="127.0.0.1/32,::1/128",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 
 from ats_gateway.errors import (
     Conflict,
@@ -40,6 +40,19 @@ from ats_gateway.services.jobs import (
 )
 
 
+def _duplicate(exc: DuplicateApplication) -> GatewayError:
+    """409. A browser (publishable key, readable on any career page) hears only "already
+    received": the application id and the org's ids would tell anyone that a named person
+    applied ([15]). A job board's secret key gets the details."""
+    key = g.get("api_key") if has_request_context() else None
+    if key is None or key.publishable:
+        return Conflict(
+            "An application from this email to this job was already received.",
+            reason="duplicate_application",
+        )
+    return Conflict(exc.detail, **exc.extensions)
+
+
 def _retry_soon(exc: Exception) -> GatewayError:
     return ServiceUnavailable(str(exc), headers={"Retry-After": "5"})
 
@@ -52,7 +65,7 @@ PROBLEMS: dict[type[Exception], Callable[[Any], GatewayError]] = {
         e.reason, reason="permission_missing", missing=[f.as_dict() for f in e.findings]
     ),
     # applications
-    DuplicateApplication: lambda e: Conflict(e.detail, **e.extensions),
+    DuplicateApplication: lambda e: _duplicate(e),
     ResumeTooLarge: lambda e: PayloadTooLarge(e.detail, errors=e.errors, **e.extensions),
     IntakeRejected: lambda e: ValidationFailed(e.errors, e.detail, **e.extensions),
     # jobs

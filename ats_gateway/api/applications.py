@@ -208,6 +208,9 @@ def _read_submission() -> tuple[dict[str, Any], ResumeUpload | None]:
         return enforce_browser_submission(data), upload
     if mimetype == MULTIPART:
         form: dict[str, Any] = {k: v for k, v in request.form.items()}
+        # A file part is a field too: the honeypot sent as a file is still filled in ([15]),
+        # and any file part but the resume is an unknown field for validation to name.
+        form.update({name: "(file)" for name in request.files if name != "resume"})
         data = enforce_browser_submission(form)
         booleans = service().schema.boolean_fields()
         for name in booleans & data.keys():
@@ -260,7 +263,7 @@ def submit():
 
 
 @bp.post("/v1/applications/batch")
-@require_scope("applications:write", accepts=(JSON,))
+@require_scope("applications:write", accepts=(JSON,), server_only=True)
 def submit_batch():
     """Up to 1,000 applications, each validated and queued on its own (207-style answer)."""
     body = request.get_json(silent=True)
@@ -278,7 +281,9 @@ def submit_batch():
 @require_scope("applications:read", accepts=(JSON,))
 def status(application_id: str):
     """What became of an application: queued, delivering, delivered, failed or duplicate."""
-    record = service().status(application_id)
+    key = g.api_key
+    owner = None if "admin" in key.scopes else _scope()
+    record = service().status(application_id, owner=owner)
     if record is None:
         raise NotFound(f"No application {application_id!r} (status records last 30 days).")
     return record, 200, {"Cache-Control": "no-store"}

@@ -1,11 +1,25 @@
-"""Operational endpoints: liveness, readiness, Prometheus metrics."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics.
+
+`/healthz` and the plain ready flag of `/readyz` are public (load balancers); the checks
+behind it (org id, instance URL, API usage, dead letters) and `/metrics` are for operators:
+a key with the `operator` (or `admin`) scope, or a client address inside
+`ATS_GATEWAY_OPERATOR_NETWORKS` (e.g. the monitoring network; empty by default; `ats-gateway
+dev` sets loopback). The address rule keeps readiness detail readable when Redis, and so the
+key store, is down.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import ipaddress
+import os
 
+from flask import Blueprint, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+from ats_gateway.errors import Forbidden, Unauthorized
 from ats_gateway.extensions import services
+from ats_gateway.security import client_ip
+from ats_gateway.security.access import authenticate
 
 bp = Blueprint("meta", __name__)
 
@@ -18,13 +32,48 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Each dependency by name with its state; 503 when any is failing."""
+    """Ready or not (200/503) for anyone; each dependency by name for an operator."""
     ready, checks = services().readiness.run()
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    body = {"status": "ok" if ready else "unavailable"}
+    if _operator():
+        body["checks"] = checks
     return body, 200 if ready else 503
 
 
 @bp.get("/metrics")
 def metrics():
-    registry = services().metrics.registry
+    if not _operator():
+        if "Authorization" not in request.headers:
+            raise Unauthorized(
+                "Metrics are for operators: send a key with the 'operator' scope.",
+                headers={"WWW-Authenticate": 'Bearer realm="ats-gateway"'},
+            )
+        raise Forbidden("This key lacks the scope 'operator'.", required_scope="operator")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Under gunicorn every worker writes its own samples; answer for all of them.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = services().metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _operator() -> bool:
+    """An operator's network address, or an operator's key."""
+    networks = current_app.config["SETTINGS"].operator_networks
+    if networks:
+        try:
+            address = ipaddress.ip_address(client_ip().split("%")[0])
+        except ValueError:
+            address = None
+        if address is not None and any(
+            address in ipaddress.ip_network(n.strip(), strict=False)
+            for n in networks.split(",")
+            if n.strip()
+        ):
+            return True
+    if "Authorization" not in request.headers:
+        return False
+    authenticate()
+    key = getattr(g, "api_key", None)
+    return key is not None and key.allows("operator")

@@ -46,11 +46,14 @@ def beat_argv(schedule_path: str, loglevel: str = "INFO") -> list[str]:
     ]
 
 
-def gunicorn_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> list[str]:
+def gunicorn_argv(host: str, port: int, workers: int = 2, threads: int = 32) -> list[str]:
+    """gunicorn with the gateway's server settings (`ats_gateway/gunicorn_conf.py`)."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:ats_gateway.gunicorn_conf",
         "wsgi:app",
         "--bind",
         f"{host}:{port}",
@@ -58,10 +61,6 @@ def gunicorn_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> l
         str(workers),
         "--threads",
         str(threads),
-        "--access-logfile",
-        "-",
-        "--graceful-timeout",
-        "10",
     ]
 
 

@@ -33,6 +33,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ats_gateway.metadata.contracts import Contract, ContractField, Param
 from ats_gateway.metadata.describe import ContractError, FieldDescribe, ObjectDescribe
+from ats_gateway.metadata.text import OrgEmail, PlainText
 
 #: 15- or 18-character Salesforce record id.
 ID_PATTERN = r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$"
@@ -218,6 +219,16 @@ def build_field(
         )
         setattr(inner, _CODES_ATTR, msg.codes)
         return msg.attach(field)
+    if mode == "input" and kind in (*STRING_TYPES, "email", "phone", "url"):
+        validators.append(
+            PlainText(
+                msg.validator(
+                    "invalid_characters",
+                    "must not contain control or invisible formatting characters",
+                ),
+                multiline=kind == "textarea",
+            )
+        )
     if kind == "picklist" or kind in STRING_TYPES:
         msg.on("invalid", "invalid_type", "must be a string")
         if kind != "picklist":
@@ -237,6 +248,14 @@ def build_field(
         msg.on("invalid", "invalid_email", "must be an email address such as name@example.com")
         max_length()
         metadata["format"] = "email"
+        if mode == "input":
+            validators.append(
+                OrgEmail(
+                    msg.validator(
+                        "invalid_email", "must be an email address such as name@example.com"
+                    )
+                )
+            )
         field = fields.Email(
             validate=validators, metadata=metadata, error_messages=msg.field_messages
         )

@@ -17,6 +17,7 @@ Schemas are built from the cached describe and memoized by its version: a refres
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError
+from marshmallow import fields as mfields
 
 from ats_gateway.metadata.cache import CachedDescribe, DescribeCache
 from ats_gateway.metadata.contracts import (
@@ -217,10 +219,13 @@ class Metadata:
     def load_query(self, resource: str, args: Any) -> ListingQuery:
         """Validate listing query parameters (a werkzeug MultiDict, or a mapping of str/list).
 
-        Repeated parameters and comma-separated values both give several values."""
+        Repeated parameters and comma-separated values both give several values for a list
+        parameter; a scalar parameter given twice (`limit=1&limit=100`) is an error, never
+        "the last one wins", and a number must be written in ASCII digits."""
         contract = self.contract(resource)
         schema = self.schema(resource)
         raw: dict[str, Any] = {}
+        strict: list[dict[str, str]] = []
         keys = list(args.keys()) if hasattr(args, "keys") else list(args)
         for key in dict.fromkeys(keys):
             values = args.getlist(key) if hasattr(args, "getlist") else args[key]
@@ -229,8 +234,22 @@ class Metadata:
             field = schema.fields.get(key)
             if field is not None and hasattr(field, "inner"):
                 raw[key] = ",".join(str(v) for v in values)
+            elif len(values) > 1:
+                strict.append(
+                    {"field": key, "code": "repeated", "message": "Give this parameter once."}
+                )
             else:
-                raw[key] = values[-1] if values else ""
+                raw[key] = values[0] if values else ""
+                if _numeric(field) and not _ASCII_INTEGER.fullmatch(str(raw[key])):
+                    strict.append(
+                        {
+                            "field": key,
+                            "code": "invalid_number",
+                            "message": "Must be an integer in ASCII digits (0-9).",
+                        }
+                    )
+        if strict:
+            raise InvalidInput(strict)
         try:
             data = schema.load(raw)
         except ValidationError as exc:
@@ -451,3 +470,11 @@ def org_errors(metadata: Metadata, resource: str, errors: Iterable[Any]) -> list
                 text = f"{name} was refused by the org ({code.replace('_', ' ')})"
             out.append({"field": name, "code": code, "message": text})
     return out
+
+
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def _numeric(field: Any) -> bool:
+    """Integer query parameters: Python's int() also reads other scripts' digits ("\u0665")."""
+    return isinstance(field, mfields.Integer)

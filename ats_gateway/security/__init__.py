@@ -127,7 +127,7 @@ def _check_request() -> None:
         return  # preflights: answered by Flask, decorated by the CORS hook
     spec = access.current_spec()
     max_body = current_app.config.get("MAX_CONTENT_LENGTH")
-    request_limits.check_streamed_body(request, max_body)
+    request_limits.buffer_body(request, max_body, settings.body_read_timeout)
     if spec is not None:
         request_limits.check_content_type(request, spec)
     request_limits.check_json(request, settings.max_json_depth, max_body, parse=spec is not None)

@@ -50,6 +50,8 @@ class AccessSpec:
     #: requests this one counts as against the budgets (e.g. the items of a batch); it may
     #: read `request.get_json()`, already parsed and checked when it is called
     cost: Callable[[], int] | None = None
+    #: only secret keys (servers) may call it: no publishable key, whatever its scopes
+    server_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,8 +82,13 @@ def require_scope(
     budget: str | None = None,
     accepts: Iterable[str] | None = None,
     cost: Callable[[], int] | None = None,
+    server_only: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator: the request needs an active key holding `scope` (or `admin`).
+
+    `server_only`: a publishable key is refused (403) even with the scope; for endpoints
+    whose browser protections (form token, honeypot, per-visitor budgets) cannot apply,
+    such as a batch of a thousand applications.
 
     `budget` picks the rate-limit budget (default: "submit" for `applications:write`, else
     "read"); `accepts` the request Content-Types for POST/PUT/PATCH (default JSON only);
@@ -107,6 +114,7 @@ def require_scope(
         inner = spec_of(view)
         spec = dataclasses.replace(inner) if inner is not None else AccessSpec()
         spec.scope, spec.budget = scope, budget
+        spec.server_only = server_only
         if cost is not None:
             spec.cost = cost
         if accepts is not None:
@@ -202,4 +210,10 @@ def enforce() -> None:
         raise Forbidden(
             f"This key lacks the scope {spec.scope!r}.",
             required_scope=spec.scope,
+        )
+    if spec.server_only and key.publishable:
+        raise Forbidden(
+            "This endpoint is for servers: call it with a secret key (sk_), never from a "
+            "browser with the publishable key.",
+            required_key="secret",
         )

@@ -41,6 +41,7 @@ SCOPES = (
     "applications:read",
     "feedback:issue",
     "webhooks:manage",
+    "operator",  # readiness detail and metrics: for monitoring, nothing else
     "admin",
 )
 #: A publishable key is visible to anyone who opens the career site, so it may only hold these.
@@ -109,15 +110,24 @@ def hash_key(plaintext: str) -> str:
 
 
 def normalize_origin(origin: str, *, strict: bool = True) -> str:
-    """`scheme://host[:port]`, lower-cased, default ports dropped. Strict mode rejects paths."""
-    parts = urlsplit(origin.strip())
+    """`scheme://host[:port]`, lower-cased, default ports dropped. Strict mode rejects paths.
+
+    Not strict (an `Origin` header, anyone's text), what cannot be parsed (`http://a:x`,
+    `http://[::1`) comes back as the raw lower-cased text, which matches no bound origin.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        if strict:
+            raise InvalidKeySpec(f"origin {origin!r} is not http(s)://host[:port]") from None
+        return origin.strip().lower()
     if parts.scheme not in ("http", "https") or not parts.hostname:
         if strict:
             raise InvalidKeySpec(f"origin {origin!r} is not http(s)://host[:port]")
         return origin.strip().lower()
     if strict and (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
         raise InvalidKeySpec(f"origin {origin!r} must not have a path, query or credentials")
-    port = parts.port
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname.lower()
     if ":" in host:  # IPv6 literal

@@ -8,6 +8,14 @@ Each declared view (`require_scope` / `public`) spends from one of two budgets, 
   keyless requests (browsers). Secret keys (job boards posting from a few servers) are
   limited per key only. Failed authentications count against the IP.
 
+A publishable key is on every career page, so its budget is never one pool that any visitor
+could drain for the whole site: it is counted per key *and client IP* (each visitor of the
+site has the key's budget to themselves), besides the per-IP budget. Submit budgets are spent
+only by submissions that reached validation (2xx, 409, 422): a request refused earlier (no
+form token, honeypot, bad key, malformed body) spends nothing, so junk cannot lock a real
+candidate out. Budgets are kept apart per scope (applications and interviewer feedback do
+not share one submit budget).
+
 A view may count for more than one request (`require_scope(..., cost=callable)`, e.g. the
 number of applications in a batch); a request costing more than what is left is refused
 whole, and a refused request still spends (fixed windows count every attempt).
@@ -56,27 +64,38 @@ def _applies() -> bool:
     return spec is not None and spec.rate_limited and request.method != "OPTIONS"
 
 
-def _key_limit() -> str:
-    key = getattr(g, "api_key", None)
-    if not _applies() or key is None:
-        return ""
-    if key.rate_limit:
-        return key.rate_limit
-    settings = current_app.config["SETTINGS"]
-    return settings.rate_limit_key_submit if _budget() == "submit" else settings.rate_limit_key_read
+def _key_limit(budget: str):
+    def provider() -> str:
+        key = getattr(g, "api_key", None)
+        if not _applies() or key is None or _budget() != budget:
+            return ""
+        if key.rate_limit:
+            return key.rate_limit
+        settings = current_app.config["SETTINGS"]
+        return (
+            settings.rate_limit_key_submit if budget == "submit" else settings.rate_limit_key_read
+        )
+
+    return provider
 
 
-def _ip_limit() -> str:
-    key = getattr(g, "api_key", None)
-    if not _applies() or (key is not None and not key.publishable):
-        return ""
-    settings = current_app.config["SETTINGS"]
-    return settings.rate_limit_ip_submit if _budget() == "submit" else settings.rate_limit_ip_read
+def _ip_limit(budget: str):
+    def provider() -> str:
+        key = getattr(g, "api_key", None)
+        if not _applies() or (key is not None and not key.publishable) or _budget() != budget:
+            return ""
+        settings = current_app.config["SETTINGS"]
+        return settings.rate_limit_ip_submit if budget == "submit" else settings.rate_limit_ip_read
+
+    return provider
 
 
 def _key_identity() -> str:
     key = getattr(g, "api_key", None)
-    return f"key:{key.id}" if key is not None else ""
+    if key is None:
+        return ""
+    # A publishable key's budget is per visitor (key and IP), never one pool for the site.
+    return f"key:{key.id}:ip:{client_ip()}" if key.publishable else f"key:{key.id}"
 
 
 def _ip_identity() -> str:
@@ -84,7 +103,15 @@ def _ip_identity() -> str:
 
 
 def _scope(_endpoint: str) -> str:
-    return _budget() or "none"
+    spec = current_spec()
+    if spec is None:
+        return "none"
+    return f"{spec.budget}:{spec.scope or request.blueprint or 'public'}"
+
+
+def _validated(response: Response) -> bool:
+    """Submissions spend their budget once they reached validation, whatever it said."""
+    return response.status_code < 400 or response.status_code in (409, 422)
 
 
 def _cost() -> int:
@@ -113,8 +140,32 @@ def init_limiter(app: Flask) -> Limiter:
     limiter = _Limiter(
         key_func=_ip_identity,
         default_limits=[
-            Limit(_key_limit, key_function=_key_identity, scope=_scope, cost=_cost, shared=True),
-            Limit(_ip_limit, key_function=_ip_identity, scope=_scope, cost=_cost, shared=True),
+            Limit(
+                _key_limit("read"),
+                key_function=_key_identity,
+                scope=_scope,
+                cost=_cost,
+                shared=True,
+            ),
+            Limit(
+                _ip_limit("read"), key_function=_ip_identity, scope=_scope, cost=_cost, shared=True
+            ),
+            Limit(
+                _key_limit("submit"),
+                key_function=_key_identity,
+                scope=_scope,
+                cost=_cost,
+                shared=True,
+                deduct_when=_validated,
+            ),
+            Limit(
+                _ip_limit("submit"),
+                key_function=_ip_identity,
+                scope=_scope,
+                cost=_cost,
+                shared=True,
+                deduct_when=_validated,
+            ),
         ],
         storage_uri=settings.redis_url,
         storage_options={"connection_pool": services(app).redis.connection_pool},
@@ -160,6 +211,17 @@ def _rate_limit_headers(response: Response) -> Response:
         stats = _window_stats(limiter, limits)
     except redis.RedisError:
         return response  # the request already failed or succeeded; headers are a courtesy
+    # Submit budgets are deducted after this hook (flask-limiter's own after_request runs
+    # later): count the pending deduction in, so the headers say what is really left.
+    if _validated(response):
+        pending = {
+            lim.limit.key_for(*args) for lim, args in limiter.context.conditional_deductions.items()
+        }
+        cost = _cost()
+        stats = [
+            (reset, max(0, left - cost) if lim.key in pending else left)
+            for (reset, left), lim in zip(stats, limits, strict=True)
+        ]
     breached = [i for i, lim in enumerate(limits) if lim.breached]
     # the breached limit, else the one with the least left (then the latest reset)
     index = (

@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import socket
+import threading
 
 from flask import Request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
@@ -42,12 +45,18 @@ _INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
+class UnbalancedJson(ValueError):
+    """The body's brackets do not pair up: it cannot be JSON."""
+
+
 def json_too_deep(body: bytes, limit: int) -> bool:
     """True when the JSON text nests arrays/objects deeper than `limit` (top level is 1).
 
     Strings are blanked first (they may contain brackets); then each pass of a C-speed regex
     removes the innermost containers, so the work is bounded by `limit` passes over the body.
-    Unbalanced input returns False: the JSON parser will report it precisely.
+    Valid JSON always reduces to no brackets; input whose reduction stalls with brackets left
+    is unbalanced, and raises `UnbalancedJson` (the parser would recurse on `[[[[...` until
+    Python's recursion limit, a 500, before noticing).
     """
     text = _STRING.sub(b'""', body)
     for _ in range(limit):
@@ -55,7 +64,7 @@ def json_too_deep(body: bytes, limit: int) -> bool:
             return False
         reduced = _INNERMOST.sub(b"0", text)
         if reduced == text:
-            return False
+            raise UnbalancedJson
         text = reduced
     return bool(_BRACKET.search(text))
 
@@ -89,25 +98,74 @@ def check_content_type(request: Request, spec: AccessSpec) -> None:
         )
 
 
-def check_streamed_body(request: Request, max_bytes: int | None) -> None:
-    """413 for a chunked body over the limit.
+class RequestTimeout(GatewayError):
+    status = 408
+    slug = "request-timeout"
 
-    Werkzeug caps such a stream at `MAX_CONTENT_LENGTH` by silently truncating it, so a
-    too-large upload would reach the view cut short. Buffer up to the limit (plus one byte)
-    from the server's stream instead, refuse if there is more, and hand the rest of the
-    request a stream of exactly what was read.
+
+PROBLEM_TYPES.setdefault(
+    RequestTimeout.slug,
+    ("Request Timeout", "The request body did not arrive in time; send it at once."),
+)
+
+
+def _body_broken(exc: Exception) -> bool:
+    """A server-side parse error of the body stream (gunicorn's InvalidChunkSize, a socket
+    closed mid-body, ...), as opposed to a bug of ours."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, (OSError, ValueError, EOFError)) or module.startswith(
+        ("gunicorn.", "werkzeug.")
+    )
+
+
+def buffer_body(request: Request, max_bytes: int | None, timeout: float) -> None:
+    """Read the whole body now, under one deadline, and hand the rest of the request a stream
+    of exactly what was read.
+
+    * a body still arriving after `timeout` seconds -> 408: the server's socket is shut for
+      reading, so a client trickling a declared body a byte at a time cannot hold a worker
+      thread (a per-read timeout would not stop it: every byte resets it);
+    * a chunked body over the limit -> 413 (Werkzeug would silently truncate it at
+      `MAX_CONTENT_LENGTH`), a declared one over the limit -> 413 before reading;
+    * a malformed chunked encoding -> 400 (gunicorn raises while the app reads).
     """
     environ = request.environ
-    if (
-        max_bytes is None
-        or request.method not in BODY_METHODS
-        or request.content_length is not None
-        or not environ.get("wsgi.input_terminated")
-        or environ.get("ats_gateway.body_buffered")
-    ):
+    if request.method not in BODY_METHODS or environ.get("ats_gateway.body_buffered"):
         return
-    data = environ["wsgi.input"].read(max_bytes + 1)
-    if len(data) > max_bytes:
+    declared = request.content_length
+    chunked = bool(environ.get("wsgi.input_terminated"))
+    if declared is None and not chunked:
+        return
+    if max_bytes is not None and (declared or 0) > max_bytes:
+        raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
+    limit = (max_bytes + 1) if max_bytes is not None else -1
+    want = declared if declared is not None else limit
+    sock = environ.get("gunicorn.socket")
+    expired = threading.Event()
+
+    def _expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+    timer = threading.Timer(timeout, _expire) if sock is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        data = environ["wsgi.input"].read(want)
+    except Exception as exc:
+        if expired.is_set():
+            raise RequestTimeout(f"The body did not arrive within {timeout:g} s.") from exc
+        if _body_broken(exc):
+            raise BadRequest("The request body is malformed.", reason="invalid_body") from exc
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set() or (declared is not None and len(data) < declared):
+        raise RequestTimeout(f"The body did not arrive within {timeout:g} s.")
+    if max_bytes is not None and len(data) > max_bytes:
         raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
     environ["wsgi.input"] = io.BytesIO(data)
     environ["ats_gateway.body_buffered"] = True
@@ -130,12 +188,18 @@ def check_json(request: Request, max_depth: int, max_bytes: int | None, *, parse
     body = read_body(request, max_bytes)
     if not body.strip():
         return
-    if json_too_deep(body, max_depth):
+    try:
+        too_deep = json_too_deep(body, max_depth)
+    except UnbalancedJson:
+        raise BadRequest(
+            "The body is not valid JSON: its brackets do not pair up.", reason="invalid_json"
+        ) from None
+    if too_deep:
         raise BadRequest(
             f"The JSON body nests deeper than {max_depth} levels.", reason="json_too_deep"
         )
     if parse:
         try:
             request.get_json(force=False, silent=False, cache=True)
-        except WerkzeugBadRequest as exc:
+        except (WerkzeugBadRequest, RecursionError) as exc:
             raise BadRequest("The body is not valid JSON.", reason="invalid_json") from exc

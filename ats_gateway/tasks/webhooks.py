@@ -31,7 +31,7 @@ from flask import current_app
 from ats_gateway.config import Settings
 from ats_gateway.extensions import services
 from ats_gateway.services.delivery import KEY_PREFIX, drain
-from ats_gateway.services.webhooks import WebhooksRuntime, queue_kind
+from ats_gateway.services.webhooks import WebhooksRuntime, build_webhooks, queue_kind
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,13 @@ def add_commands(sub: Any) -> None:
 
 
 def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
-    from ats_gateway.composition import build_services
+    """The CLI's webhooks pieces, from the same builder the composition root uses (the CLI
+    needs no app: building them all would mean connections, metadata and the rest)."""
+    from ats_gateway.services.delivery import Outbox
 
-    return build_services(settings or Settings.from_env()).webhooks
+    settings = settings or Settings.from_env()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    return build_webhooks(settings, client, Outbox.from_settings(client, "applications", settings))
 
 
 def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:

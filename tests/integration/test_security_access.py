@@ -27,6 +27,7 @@ ENDPOINTS = {
     "applications:write": ("POST", "/t/applications"),
     "applications:read": ("GET", "/t/applications/1"),
     "feedback:issue": ("POST", "/t/feedback-links"),
+    "operator": ("GET", "/t/operator"),
     "admin": ("GET", "/t/admin"),
 }
 
@@ -55,6 +56,7 @@ def make_test_blueprint() -> Blueprint:
         require_scope("feedback:issue")(lambda: (echo(), 201)),
         methods=["POST"],
     )
+    bp.add_url_rule("/t/operator", "operator", require_scope("operator")(lambda: echo()))
     bp.add_url_rule("/t/admin", "admin", require_scope("admin")(lambda: echo()))
     bp.add_url_rule(
         "/t/public",

@@ -127,9 +127,10 @@ def test_a_batch_costs_its_size(http, rl_app):
     refused = batch(3)
     assert refused.status_code == 429
     assert refused.mimetype == "application/problem+json"
-    # a body the cost function cannot read counts once; the view answers for it
-    malformed = http.post("/rl/applications/batch", json=[1], headers=auth(plaintext))
-    assert malformed.status_code == 429  # the window is spent by now, and it still counts
+    # a refused request spends nothing ([15]): the two left are still there
+    rest = batch(2)
+    assert rest.status_code == 207
+    assert rest.headers["RateLimit-Remaining"] == "0"
 
 
 def test_budget_is_per_key(http, rl_app):

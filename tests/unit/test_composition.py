@@ -52,8 +52,12 @@ def test_building_connects_to_nothing(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    found = build_services(Settings.from_env({}, redis_url=UNREACHABLE))
+    found = build_services(
+        Settings.from_env({}, redis_url=UNREACHABLE, secret_key="composition-test")
+    )
     assert all(getattr(found, f.name) is not None for f in dataclasses.fields(found))
+    # receipts are signed: without a secret there are none (and no receipt_url)
+    assert build_services(Settings.from_env({}, redis_url=UNREACHABLE)).receipts is None
 
 
 def test_pieces_are_built_once_and_shared(built):
@@ -63,7 +67,7 @@ def test_pieces_are_built_once_and_shared(built):
     assert built.link_issuer.contexts is built.feedback_contexts
     assert built.origin_index.store is built.key_store
     assert built.jobs.store.redis is built.redis
-    assert built.applications_deliverer.client is built.connections.client("job_portal")
+    assert built.applications_deliverer.inner.client is built.connections.client("job_portal")
     assert built.feedback_deliverer.client is built.connections.client("interview_feedback")
     assert built.applications_outbox.kind == "applications"
     assert built.feedback_outbox.kind == "feedback"

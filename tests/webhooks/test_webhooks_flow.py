@@ -17,8 +17,9 @@ from standardwebhooks import Webhook
 
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
+from ats_gateway.extensions import services
 from ats_gateway.security import KeyStore
-from ats_gateway.services.applications.runtime import build_outbox
+from ats_gateway.services.delivery import Outbox
 from ats_gateway.services.webhooks import EndpointRegistry, WebhookSender
 from ats_gateway.services.webhooks.egress import RefusedURL, resolve
 from ats_gateway.tasks import webhooks as hooks_tasks
@@ -61,7 +62,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    redis_client = app.extensions["redis"]
+    redis_client = services(app).redis
     redis_client.flushdb()
     store = KeyStore(redis_client)
     scopes = ["applications:write", "applications:read", "webhooks:manage"]
@@ -80,7 +81,7 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
         b={"Authorization": f"Bearer {secret_b}"},
         key_a=key_a,
         key_b=key_b,
-        outbox=build_outbox(settings, redis_client),
+        outbox=Outbox.from_settings(redis_client, "applications", settings),
         worker=worker,
         sandbox=sandbox,
         jobs=[],

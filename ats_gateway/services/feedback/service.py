@@ -264,12 +264,21 @@ class FeedbackService:
                 [{"field": "(body)", "code": "invalid_type", "message": "send a JSON object"}]
             )
         schema = self.metadata.schema(RESOURCE)
+        context = self.context(grant.interview_id)
         try:
             schema.load(payload, partial=True)
         except ValidationError as exc:
             errors = error_list(schema, exc.messages, resource=RESOURCE)
-            context = self.context(grant.interview_id)
             raise InvalidFeedback(_name_topics(errors, payload.get("topics"), context)) from None
+        # A draft needs no required topic yet, but holds only this interview's topics, once
+        # each ([15]: drafts used to store any topic id they were sent).
+        foreign = [
+            e
+            for e in self._template_errors(context, payload.get("topics"))
+            if e["code"] in ("unknown_topic", "duplicate_topic")
+        ]
+        if foreign:
+            raise InvalidFeedback(foreign)
         text = json.dumps(payload, separators=(",", ":"))
         if len(text) > DRAFT_MAX_BYTES:
             raise InvalidFeedback(

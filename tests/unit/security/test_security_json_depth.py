@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ats_gateway.security.request_limits import json_too_deep
+from ats_gateway.security.request_limits import UnbalancedJson, json_too_deep
 
 
 def nested(depth: int) -> bytes:
@@ -37,8 +37,11 @@ def test_brackets_inside_strings_do_not_count():
     assert json_too_deep(body, 2) is True
 
 
-def test_unbalanced_input_is_left_to_the_parser():
-    assert json_too_deep(b'{"a": [1, 2', 5) is False
+@pytest.mark.parametrize("body", [b'{"a": [1, 2', b"[" * 5000, b'{"a":' * 5000, b"[}"])
+def test_unbalanced_input_is_refused_before_the_parser_recurses(body):
+    # [15]: `[[[[...` 5,000 deep used to reach json.loads and die in RecursionError (a 500)
+    with pytest.raises(UnbalancedJson):
+        json_too_deep(body, 64)
 
 
 json_values = st.recursive(

@@ -1,0 +1,118 @@
+"""The hostile-review stack: the gateway under gunicorn (the server is part of several
+findings), the sandbox org seeded with demo jobs, a Redis database of its own, and keys.
+
+No worker: nothing here needs delivery, and applications accepted by the attack tests stay
+queued in this suite's own database.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from sandbox_stack import demo_connection
+
+from ats_gateway.config import PROJECT_ROOT, Settings
+from ats_gateway.embedded import ManagedProcess
+from ats_gateway.embedded.stack import child_env, gunicorn_argv
+from ats_gateway.security import KeyStore
+from sandbox_org.app import create_app as create_sandbox
+from sandbox_org.server import start_in_thread
+
+SECURITY_DB = "/11"
+ORIGIN = "https://careers.example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: Settings
+    redis: redis.Redis
+    log_path: Path
+    pk: str
+    sk: str
+    sk_other: str
+    operator: str
+    job_id: str = ""
+    origin: str = ORIGIN  # the career site the publishable key is bound to
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=kw.pop("timeout", 10), **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return requests.post(self.url + path, timeout=kw.pop("timeout", 10), **kw)
+
+    def auth(self, key: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}", **extra}
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="session")
+def security_sandbox():
+    handle = start_in_thread(create_sandbox({"seed": "demo", "seed_jobs": 30}))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory) -> Stack:
+    settings = base_settings.replace(
+        redis_url=redis_url.rsplit("/", 1)[0] + SECURITY_DB,
+        connections={
+            name: demo_connection(security_sandbox.url, name)
+            for name in ("job_portal", "interview_feedback")
+        },
+        log_format="json",
+        # Visitors are told apart by X-Forwarded-For, as behind the one proxy of production.
+        trusted_proxy_hops=1,
+        operator_networks="",  # the attacker is on loopback too: only a key makes an operator
+        form_min_fill_seconds=0,
+        rate_limit_key_read="40/minute",
+        rate_limit_ip_read="40/minute",
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    store = KeyStore(client)
+    _, pk = store.create(
+        kind="publishable",
+        name="career site",
+        scopes=["jobs:read", "applications:write"],
+        origins=[ORIGIN],
+    )
+    _, sk = store.create(
+        kind="secret", name="board A", scopes=["applications:write", "applications:read"]
+    )
+    _, sk_other = store.create(
+        kind="secret", name="board B", scopes=["applications:write", "applications:read"]
+    )
+    _, operator = store.create(kind="secret", name="operator", scopes=["admin"])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("security-logs") / "gateway.log"
+    process = ManagedProcess(
+        "gateway",
+        gunicorn_argv("127.0.0.1", port, workers=2),
+        env=child_env(settings),
+        cwd=PROJECT_ROOT,
+        ready=lambda: requests.get(url + "/healthz", timeout=1).ok,
+        log_path=log_path,
+    ).start(timeout=60)
+    stack = Stack(url, settings, client, log_path, pk, sk, sk_other, operator)
+    listing = stack.get("/v1/jobs?limit=1", headers=stack.auth(operator))
+    stack.job_id = listing.json()["data"][0]["id"]
+    yield stack
+    process.stop()
+    client.flushdb()
+    client.close()
