@@ -2,6 +2,7 @@
 
     ats-gateway dev                  Redis + sandbox org + worker + beat + gateway, Ctrl-C stops all
     ats-gateway sandbox              the sandbox org alone (a local Salesforce REST API)
+    ats-gateway events               the change-event subscriber (Pub/Sub API; one is active)
     ats-gateway keys create|list|revoke          API keys (security/cli.py)
     ats-gateway schemas pull / doctor            describe snapshots, permission preflight
                                                  (metadata/cli.py)
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser(
         "dev",
-        help="start the embedded stack (Redis, sandbox org, worker, beat, gateway)",
+        help="start the embedded stack (Redis, sandbox org, worker, beat, events, gateway)",
         description="Start Redis, the sandbox org seeded with demo data, a Celery worker and "
         "beat, and the gateway under gunicorn; print the URLs; Ctrl-C stops everything.",
     )
@@ -80,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", action="store_true", help="enable /__sandbox__/faults fault injection"
     )
     sandbox.set_defaults(handler=cmd_sandbox)
+    events = sub.add_parser(
+        "events",
+        help="run the change-event subscriber (Change Data Capture over the Pub/Sub API)",
+        description="Keep the job snapshot and application statuses current from the org's "
+        "change events; several may run, one holds the Redis lease. Falls back to delta "
+        "polling while the Pub/Sub API is unavailable. Reads ATS_GATEWAY_* settings.",
+    )
+    events.set_defaults(handler=cmd_events)
     security_cli.add_commands(sub)
     metadata_cli.add_commands(sub)
     dlq_cli.add_commands(sub)
@@ -155,6 +164,23 @@ def sandbox_args(args: argparse.Namespace) -> list[str]:
     out = ["--host", args.host, "--port", str(args.port), "--db", args.db, "--seed", args.seed]
     out += ["--jobs", str(args.jobs)]
     return out + (["--tls"] if args.tls else []) + (["--faults"] if args.faults else [])
+
+
+# --------------------------------------------------------------------------- events
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """The subscriber in the foreground; SIGINT/SIGTERM stop it cleanly (lease released)."""
+    from ats_gateway.composition import build_services
+    from ats_gateway.events import build_subscriber, run_subscriber
+    from ats_gateway.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    return run_subscriber(build_subscriber(build_services(settings)), stopping)
 
 
 # --------------------------------------------------------------------------- dev
@@ -290,6 +316,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
             secret_key=_secret(data_dir),
             public_url=f"http://{args.host}:{args.port}",
             log_format="text",
+            # The sandbox serves the Pub/Sub API on the next port (plain gRPC on 127.0.0.1).
+            pubsub_endpoint=f"{args.host}:{args.sandbox_port + 1}",
+            pubsub_tls=False,
             operator_networks="127.0.0.1/32,::1/128",  # readiness detail for the developer
             connections=sandbox_connections(
                 sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
@@ -311,6 +340,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 env=env,
                 cwd=PROJECT_ROOT,
                 log_path=logs / "beat.log",
+            ),
+            ManagedProcess(
+                "events",
+                [sys.executable, "-m", "ats_gateway.cli", "events"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                log_path=logs / "events.log",
             ),
             ManagedProcess(
                 "gateway",

@@ -16,6 +16,8 @@ readiness                     ``extensions.Readiness()`` (here); checks: :func:`
 connections                   ``connections.Connections(settings, redis)`` (one client each)
 metadata                      ``metadata.build_metadata(settings, redis, fetchers)``
 jobs                          ``services.jobs.build_service``
+events_state                  ``events.EventsState`` (the subscriber's mode, for /readyz
+                              and the jobs service; the subscriber: ``events.build_subscriber``)
 applications_outbox           ``services.delivery.Outbox.from_settings(redis, "applications")``
 applications                  ``services.applications.runtime.build_service``
 applications_deliverer        ``services.applications.runtime.build_deliverer``, wrapped in
@@ -53,6 +55,7 @@ from flask import Flask
 from ats_gateway import metadata as metadata_layer
 from ats_gateway.config import Settings
 from ats_gateway.connections import Connections
+from ats_gateway.events import EventsState
 from ats_gateway.extensions import SERVICES, Metrics, Readiness
 from ats_gateway.metadata import Metadata
 from ats_gateway.metadata.sources import fetchers_from_connections
@@ -69,6 +72,7 @@ from ats_gateway.services.feedback import runtime as feedback_runtime
 from ats_gateway.services.feedback.issuing import LinkIssuer
 from ats_gateway.services.feeds import FeedsService, build_feeds
 from ats_gateway.services.jobs import JobsError, JobsService
+from ats_gateway.services.jobs.changes import GoneJobs
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
 
@@ -86,6 +90,7 @@ class Services:
     connections: Connections
     metadata: Metadata
     jobs: JobsService
+    events_state: EventsState
     applications_outbox: Outbox
     applications: ApplicationService
     applications_deliverer: NotifyingDeliverer
@@ -121,6 +126,11 @@ def build_services(settings: Settings) -> Services:
         settings, redis_client, fetchers_from_connections(connections)
     )
     jobs = jobs_layer.build_service(settings, redis_client, metadata, connections.client)
+    # [12] While `ats-gateway events` heartbeats, it keeps the snapshot current (no reload for
+    # staleness, beat's full reload stands down); jobs that left answer 410 for 30 days.
+    events_state = EventsState(redis_client, heartbeat_seconds=settings.events_heartbeat_seconds)
+    jobs.kept_current = events_state.live
+    jobs.gone = GoneJobs(redis_client).__contains__
 
     applications_outbox = Outbox.from_settings(redis_client, applications_runtime.KIND, settings)
     applications = applications_runtime.build_service(
@@ -157,6 +167,7 @@ def build_services(settings: Settings) -> Services:
         connections=connections,
         metadata=metadata,
         jobs=jobs,
+        events_state=events_state,
         applications_outbox=applications_outbox,
         applications=applications,
         applications_deliverer=applications_deliverer,
@@ -255,6 +266,7 @@ def register_checks(services: Services) -> None:
     add("describe", lambda: metadata_layer.describe_status(services.metadata))
     add("permissions", lambda: metadata_layer.permissions_status(services.metadata))
     add("jobs_snapshot", services.jobs.readiness)
+    add("events", services.events_state.readiness)
     add("key_store", key_store_check)
     add("applications_queue", applications_queue_check)
 

@@ -94,6 +94,15 @@ class Settings:
     # The demo career site at /demo (ats_gateway.api.demo): always on when env == "dev".
     demo_enabled: bool = False
     demo_publishable_key: str = ""  # empty: the demo key derived from secret_key
+    # Change events (`ats-gateway events`, ats_gateway.events): the Pub/Sub API endpoint,
+    # the full reconciliation interval and the delta-polling fallback.
+    pubsub_endpoint: str = "api.pubsub.salesforce.com:7443"
+    pubsub_tls: bool = True
+    events_reconcile_seconds: float = 6 * 3600.0
+    events_poll_seconds: float = 30.0
+    events_stream_retry_seconds: float = 60.0
+    events_heartbeat_seconds: float = 5.0
+    events_lease_seconds: float = 20.0
     # Outbound webhooks ([17], ats_gateway.services.webhooks): retries back off exponentially
     # (base, cap) until they cover the window, then the event is dead-lettered.
     webhook_retry_base_seconds: float = 5.0

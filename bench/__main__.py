@@ -13,6 +13,8 @@ stopped when it ends) and prints a comparison measured in the same run:
     load.py           2 minutes of mixed traffic: error rate, latency percentiles, org calls
     feeds.py          Indeed / LinkedIn feeds and sitemap of 10,000 jobs: build time, cached
                       serve time and 304, vs building per request                  ([16])
+    freshness.py      job snapshot: org calls idle and change-to-visible latency with change
+                      events vs today's periodic full reload vs delta polling
 
 A missing or failing script is reported and the others still run; the exit status is non-zero
 if any failed. `--quick` runs smaller sizes (a smoke test of the runner, a few minutes).
@@ -41,6 +43,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
         600,
     ),
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
+    "freshness": ([], ["--jobs", "1000", "--idle-seconds", "20", "--changes", "5"], 1500),
     "webhooks": ([], ["--events", "300"], 300),
     "feeds": ([], ["--jobs", "2000", "--requests", "50"], 600),
 }

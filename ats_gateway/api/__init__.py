@@ -32,6 +32,7 @@ from ats_gateway.services.feedback import (
 from ats_gateway.services.feedback.issuing import LinkNotFound
 from ats_gateway.services.jobs import (
     CursorGone,
+    JobGone,
     JobNotFound,
     JobsError,
     QueryInvalid,
@@ -70,6 +71,7 @@ PROBLEMS: dict[type[Exception], Callable[[Any], GatewayError]] = {
     # jobs
     QueryInvalid: lambda e: ValidationFailed(e.errors, "Some query parameters are invalid."),
     CursorGone: lambda e: Gone(f"This cursor can no longer be continued ({e}); start again."),
+    JobGone: lambda e: Gone(str(e)),  # was public, left (closed) in the last 30 days
     JobNotFound: lambda e: NotFound(str(e)),
     SnapshotUnavailable: _retry_soon,
     JobsError: _retry_soon,

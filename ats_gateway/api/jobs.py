@@ -28,7 +28,6 @@ from ats_gateway.metadata import Operation
 from ats_gateway.metadata import Response as Documented
 from ats_gateway.security import public, require_scope
 from ats_gateway.services.jobs import (
-    JobNotFound,
     JobsService,
     Rendered,
 )
@@ -86,14 +85,9 @@ def job_facets():
 @bp.get("/v1/jobs/<job_id>")
 @require_scope("jobs:read")
 def get_job(job_id: str):
-    """One public job by its 15- or 18-character id; closed -> 410, unknown -> 404."""
-    try:
-        return _send(_service().get_job(job_id))
-    except JobNotFound:
-        from ats_gateway.api.feeds import raise_if_gone  # [16]; [12] may answer 410 itself
-
-        raise_if_gone(job_id)
-        raise
+    """One public job by its 15- or 18-character id; closed in the last 30 days -> 410,
+    unknown -> 404."""
+    return _send(_service().get_job(job_id))
 
 
 def _verify_hook_signature(secret: str) -> None:

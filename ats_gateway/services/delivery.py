@@ -436,6 +436,21 @@ class Outbox:
     def idempotency_key(self, name: str) -> str:
         return f"{self.prefix}idem:{name}"
 
+    def org_id_key(self, org_id: str) -> str:
+        """org record id (15 chars) -> item id of what the gateway delivered as that record."""
+        return f"{self.prefix}org-id:{org_id[:15]}"
+
+    def index_org_ids(
+        self, items: Sequence[Item], outcomes: Sequence[Outcome], settled: Sequence[bool]
+    ) -> None:
+        """Remember which item became which org record (for the org's change events)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for item, outcome, ok in zip(items, outcomes, settled, strict=True):
+            org_id = outcome.body.get("salesforce_id") if ok else None
+            if org_id and outcome.kind in (DELIVERED, DUPLICATE):
+                pipe.set(self.org_id_key(str(org_id)), item.id, ex=self.status_ttl)
+        pipe.execute()
+
     @staticmethod
     def new_id() -> str:
         return uuid.uuid4().hex
@@ -519,6 +534,9 @@ class Outbox:
                 record[name] = json.loads(data[name])
         if "dropped_at" in data:
             record["dropped_at"] = float(data["dropped_at"])
+        if "org_status" in data:  # what the org made of it since (its change events)
+            record["org_status"] = _text(data["org_status"])
+            record["org_status_at"] = float(data.get("org_status_at") or 0)
         if "replays" in data:
             record["replays"] = int(data["replays"])
         record["has_payload"] = "payload" in data
@@ -737,6 +755,7 @@ def drain(
             if len(outcomes) != len(items):
                 raise RuntimeError("a deliverer must return one outcome per item")
             settled = outbox.settle_many(items, token, outcomes)
+            outbox.index_org_ids(items, outcomes, settled)
             for outcome, ok in zip(outcomes, settled, strict=True):
                 if ok:
                     report.outcomes[outcome.kind] = report.outcomes.get(outcome.kind, 0) + 1

@@ -27,6 +27,10 @@ def refresh_jobs_snapshot(
     try:
         if force:
             result = service.refresh(blocking=True, newer_than=requested_at)
+        elif service.kept_current():
+            # `ats-gateway events` keeps the snapshot current (its reconciliation replaces
+            # this periodic full reload): the clock alone costs no org call.
+            return {"outcome": "events"}
         else:
             result = service.refresh(blocking=False, min_age=service.staleness / 2)
     except RefreshFailed as exc:

@@ -67,6 +67,8 @@ def test_pieces_are_built_once_and_shared(built):
     assert built.link_issuer.contexts is built.feedback_contexts
     assert built.origin_index.store is built.key_store
     assert built.jobs.store.redis is built.redis
+    assert built.events_state.redis is built.redis
+    assert built.jobs.kept_current == built.events_state.live  # the subscriber's heartbeat
     assert built.applications_deliverer.inner.client is built.connections.client("job_portal")
     assert built.feedback_deliverer.client is built.connections.client("interview_feedback")
     assert built.applications_outbox.kind == "applications"
@@ -82,6 +84,7 @@ def test_readiness_checks_are_registered_in_one_place(built):
         "describe",
         "permissions",
         "jobs_snapshot",
+        "events",
         "key_store",
         "applications_queue",
     ]

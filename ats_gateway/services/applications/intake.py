@@ -401,6 +401,9 @@ class ApplicationService:
             }
         if record["status"] == QUEUED and "next_attempt_at" in record and record["attempts"]:
             view["next_attempt_at"] = _iso(record["next_attempt_at"])
+        if "org_status" in record:
+            view["org_status"] = record["org_status"]
+            view["org_status_at"] = _iso(record["org_status_at"])
         return view
 
 

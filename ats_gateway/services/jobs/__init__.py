@@ -21,6 +21,7 @@ from ats_gateway.services.jobs.contract import JobsContract, from_metadata
 from ats_gateway.services.jobs.engine import CursorCodec, JobIndex, JobQuery, SortSpec
 from ats_gateway.services.jobs.errors import (
     CursorGone,
+    JobGone,
     JobNotFound,
     JobsError,
     QueryInvalid,
@@ -33,6 +34,7 @@ from ats_gateway.services.jobs.store import SnapshotStore
 __all__ = [
     "CursorCodec",
     "CursorGone",
+    "JobGone",
     "JobIndex",
     "JobNotFound",
     "JobQuery",

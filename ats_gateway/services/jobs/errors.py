@@ -4,6 +4,7 @@ JobsError
 ├── QueryInvalid          422: `errors` = [{field, code, message}] with public names
 ├── CursorGone            410: the cursor cannot be continued (its query shape is gone)
 ├── JobNotFound           404: no open, public job with that id
+│   └── JobGone           410: it was public and left (closed, unpublished) in the last 30 days
 ├── SnapshotUnavailable   503: no snapshot yet and the org cannot be reached
 └── RefreshFailed         the refresh query failed (the last snapshot keeps being served)
 """
@@ -26,6 +27,10 @@ class CursorGone(JobsError):
 
 
 class JobNotFound(JobsError):
+    pass
+
+
+class JobGone(JobNotFound):
     pass
 
 

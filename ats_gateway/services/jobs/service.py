@@ -25,6 +25,7 @@ import redis
 from ats_gateway.services.jobs.contract import JobsContract
 from ats_gateway.services.jobs.engine import CONTROLS, CursorCodec, JobIndex, JobQuery, from_listing
 from ats_gateway.services.jobs.errors import (
+    JobGone,
     JobNotFound,
     QueryInvalid,
     RefreshFailed,
@@ -128,6 +129,10 @@ class JobsService:
         self._background: threading.Thread | None = None
         self.query_loader = query_loader
         self._parsed: dict[str, JobQuery] = {}
+        # Set by the events layer: the subscriber keeps the snapshot current (so staleness
+        # is not a reason to reload) and remembers jobs that left (410 instead of 404).
+        self.kept_current: Callable[[], bool] = lambda: False
+        self.gone: Callable[[str], bool] = lambda job_id: False
 
     def parse(self, args: Args, contract: JobsContract, *, listing: bool = True) -> JobQuery:
         """Validate query parameters with the metadata layer's `job_filters` schema
@@ -243,7 +248,7 @@ class JobsService:
     def _pointer(self) -> Pointer:
         pointer = self.store.pointer()
         if pointer is not None:
-            if pointer.age(self.clock()) > self.staleness:
+            if pointer.age(self.clock()) > self.staleness and not self.kept_current():
                 self._refresh_soon()
             return pointer
         # No snapshot at all: one caller loads it, the others wait for it; when the load
@@ -353,6 +358,8 @@ class JobsService:
         index = self.index()
         doc = index.get(job_id)
         if doc is None:
+            if self.gone(job_id):
+                raise JobGone(f"The job {job_id!r} is no longer open.")
             raise JobNotFound(f"No open job with id {job_id!r}.")
         projected = index.project(doc, None)
         etag = self._etag(index, self.contract(), "one" + doc[index.contract.id_field])
@@ -402,5 +409,7 @@ class JobsService:
             age_seconds=round(age, 1),
             jobs=int(status.get("count") or 0),
         )
-        state = "degraded" if error or age > 2 * self.staleness + 5 else "ok"
+        # Kept current by change events, an old snapshot is simply one nothing has changed in.
+        stale = age > 2 * self.staleness + 5 and not self.kept_current()
+        state = "degraded" if error or stale else "ok"
         return state, details
