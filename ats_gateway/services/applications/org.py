@@ -620,13 +620,19 @@ class ApplicationsDeliverer:
                 for d in details
             ]
         errors = self.org_errors(details)
-        # The reason names what the org named: the object and its fields (API names).
-        reason = f"{sobject}: {error.message or code}"
-        if named:
-            reason += f" (field {', '.join(named)})"
+        reason = error.message or code
+        if sobject == "Contact":
+            # Refused on the candidate's Contact, not on the application: say so publicly too.
+            reason = "The org refused the candidate's Contact: " + reason
+            for entry in errors:
+                for name in ("field", "message"):
+                    entry[name] = entry[name].replace("(record)", "(contact)")
         if isinstance(error, OperationNotAllowed | PermissionDenied):
             reason = "The gateway's integration user may not do this in the org: " + reason
-        return Outcome.failed(code=code, reason=reason, errors=errors, object=sobject)
+        # For operators (dead-letter list): the object and the fields the org named, API names.
+        return Outcome.failed(
+            code=code, reason=reason, errors=errors, object=sobject, org_fields=named
+        )
 
 
 def _collection_results(body: Any, first: int, count: int) -> list[RecordOutcome]:
