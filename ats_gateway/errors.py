@@ -186,7 +186,7 @@ def _handle_http_exception(exc: HTTPException) -> Response:
 def redis_failure(exc: redis.RedisError) -> str:
     """What happened to Redis, in words an API client can act on."""
     text = str(exc)
-    if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in text:
         return "is full (it reached its memory limit)"
     if isinstance(exc, redis.exceptions.TimeoutError):
         return "did not answer in time"

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import pytest
+import redis
 import requests
 from faultkit import (
     APPLICATION,
@@ -24,6 +25,7 @@ from faultkit import (
     wait_settled,
 )
 
+from ats_gateway.api.applications import service as applications_service
 from ats_gateway.metadata.preflight import GATEWAY_KEY
 
 
@@ -179,8 +181,34 @@ def test_full_redis_answers_503_and_stores_nothing(stack):
         assert "full" in answer.json["detail"] and "nothing" in answer.json["detail"]
     assert stack.outbox.counts()["queued"] == before["queued"]
     assert len(stack.redis.keys(stack.outbox.prefix + "item:*")) == keys_before
+
+    # Past the rate limiter, the store itself: one Lua script for the whole batch, refused
+    # before its first write when Redis is full...
+    stack.redis.config_set("maxmemory", max(1, _used_memory(stack) - 1024 * 1024))
+    try:
+        with stack.app.app_context(), pytest.raises(redis.exceptions.ResponseError, match="OOM"):
+            applications_service(stack.app).submit_batch(items)
+    finally:
+        stack.redis.config_set("maxmemory", 0)
+    assert len(stack.redis.keys(stack.outbox.prefix + "item:*")) == keys_before
+
+    # ...and when Redis fills up while the batch is being stored: all or nothing, never half.
+    big = [stack.candidate(tag, 100 + i, job=i, cover_letter="y" * 30_000) for i in range(30)]
+    stack.redis.config_set("maxmemory", _used_memory(stack) + 1400 * 1024)
+    try:
+        with stack.app.app_context():
+            crossing = applications_service(stack.app).submit_batch(big)
+    except redis.exceptions.ResponseError as exc:
+        assert "OOM" in str(exc)
+        assert len(stack.redis.keys(stack.outbox.prefix + "item:*")) == keys_before
+        crossing = None
+    finally:
+        stack.redis.config_set("maxmemory", 0)
+    if crossing is not None:
+        assert crossing["accepted"] == 30, crossing["rejected"]
     accepted = stack.submit_batch(items)
-    assert len(accepted) == 30
+    if crossing is not None:
+        accepted.update({o["id"]: big[o["index"]]["email"] for o in crossing["items"]})
     assert_exactly_once(stack, accepted, tag, timeout=60)
 
 
