@@ -306,3 +306,26 @@ def test_without_the_external_ids_an_ambiguous_write_is_parked(stack):
         keys(True)
     assert set(_org_keys(stack, tag)) == {None}, "unkeyed mode wrote the key"
     assert Counter(_org_keys(stack, tag))[None] == len(accepted)
+
+
+def test_readyz_degrades_when_delivery_is_stuck(stack):
+    """No worker delivers (all dead, no supervisor): once the oldest due application has waited
+    past `delivery_lag_alert_seconds`, /readyz says the queue is degraded; delivery resuming
+    clears it."""
+    tag = new_tag("z")
+    client = stack.app.test_client()
+    settings = stack.app.config["SETTINGS"]
+    stack.worker.stop()
+    stack.app.config["SETTINGS"] = settings.replace(delivery_lag_alert_seconds=1.0)
+    try:
+        accepted = _submit(stack, tag, 3)
+        time.sleep(1.5)
+        queue = client.get("/readyz").json["checks"]["applications_queue"]
+        assert queue["status"] == "degraded", queue
+        assert "stuck" in queue and queue["oldest_due_seconds"] > 1.0
+        stack.start_worker()
+        assert_exactly_once(stack, accepted, tag, timeout=60)
+        queue = client.get("/readyz").json["checks"]["applications_queue"]
+        assert "stuck" not in queue, queue
+    finally:
+        stack.app.config["SETTINGS"] = settings
