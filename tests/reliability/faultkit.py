@@ -253,12 +253,12 @@ class SwappedWorkers:
         self.workers: list[ManagedProcess] = []
 
     def __enter__(self) -> SwappedWorkers:
-        from ats_gateway.embedded.stack import start_worker as start
-
         if self.stack.worker is not None:
             self.stack.worker.stop()
-        celery = self.stack.app.extensions["celery"]
-        self.workers = [start(self.settings, celery, self.stack.log_dir) for _ in range(self.count)]
+        self.workers = [
+            shared.running_worker(self.settings, self.stack.app, self.stack.log_dir)
+            for _ in range(self.count)
+        ]
         self.stack.worker = self.workers[0]
         return self
 

@@ -25,7 +25,8 @@ from faultkit import (
     wait_settled,
 )
 
-from ats_gateway.api.applications import service as applications_service
+from ats_gateway import create_app
+from ats_gateway.extensions import services
 from ats_gateway.metadata.preflight import GATEWAY_KEY
 
 
@@ -190,7 +191,7 @@ def test_full_redis_answers_503_and_stores_nothing(stack):
     stack.redis.config_set("maxmemory", max(1, _used_memory(stack) - 1024 * 1024))
     try:
         with stack.app.app_context(), pytest.raises(redis.exceptions.ResponseError, match="OOM"):
-            applications_service(stack.app).submit_batch(items)
+            services(stack.app).applications.submit_batch(items)
     finally:
         stack.redis.config_set("maxmemory", 0)
     assert len(stack.redis.keys(stack.outbox.prefix + "item:*")) == keys_before
@@ -200,7 +201,7 @@ def test_full_redis_answers_503_and_stores_nothing(stack):
     stack.redis.config_set("maxmemory", _used_memory(stack) + 1400 * 1024)
     try:
         with stack.app.app_context():
-            crossing = applications_service(stack.app).submit_batch(big)
+            crossing = services(stack.app).applications.submit_batch(big)
     except redis.exceptions.ResponseError as exc:
         assert "OOM" in str(exc)
         assert len(stack.redis.keys(stack.outbox.prefix + "item:*")) == keys_before
@@ -237,7 +238,7 @@ def test_restricted_picklist_narrowed_in_the_org(stack):
     describe at once, so the next one is a 422 at intake."""
     tag = new_tag("p")
     field_url = f"{stack.sandbox.url}/__sandbox__/objects/{APPLICATION}/fields/bpats__Source__c"
-    metadata = stack.app.extensions["metadata"]
+    metadata = services(stack.app).metadata
     requests.patch(field_url, json={"restrictedPicklist": True}, timeout=5).raise_for_status()
     metadata.cache.refresh("job_portal", APPLICATION, force=True)  # the gateway knows this much
     requests.patch(
@@ -276,7 +277,7 @@ def test_without_the_external_ids_an_ambiguous_write_is_parked(stack):
     parked for the settle time instead of retried blind, the org is read again, and only
     what is really missing is created. Exactly once, with no upsert sent."""
     tag = new_tag("n")
-    metadata = stack.app.extensions["metadata"]
+    metadata = services(stack.app).metadata
     urls = [
         f"{stack.sandbox.url}/__sandbox__/objects/{obj}/fields/{GATEWAY_KEY}"
         for obj in ("Contact", APPLICATION)
@@ -316,19 +317,15 @@ def test_readyz_degrades_when_delivery_is_stuck(stack):
     past `delivery_lag_alert_seconds`, /readyz says the queue is degraded; delivery resuming
     clears it."""
     tag = new_tag("z")
-    client = stack.app.test_client()
-    settings = stack.app.config["SETTINGS"]
+    # A second gateway process on the same Redis, with a 1 s threshold, reads the same queue.
+    watcher = create_app(stack.settings.replace(delivery_lag_alert_seconds=1.0)).test_client()
     stack.worker.stop()
-    stack.app.config["SETTINGS"] = settings.replace(delivery_lag_alert_seconds=1.0)
-    try:
-        accepted = _submit(stack, tag, 3)
-        time.sleep(1.5)
-        queue = client.get("/readyz").json["checks"]["applications_queue"]
-        assert queue["status"] == "degraded", queue
-        assert "stuck" in queue and queue["oldest_due_seconds"] > 1.0
-        stack.start_worker()
-        assert_exactly_once(stack, accepted, tag, timeout=60)
-        queue = client.get("/readyz").json["checks"]["applications_queue"]
-        assert "stuck" not in queue, queue
-    finally:
-        stack.app.config["SETTINGS"] = settings
+    accepted = _submit(stack, tag, 3)
+    time.sleep(1.5)
+    queue = watcher.get("/readyz").json["checks"]["applications_queue"]
+    assert queue["status"] == "degraded", queue
+    assert "stuck" in queue and queue["oldest_due_seconds"] > 1.0
+    stack.start_worker()
+    assert_exactly_once(stack, accepted, tag, timeout=60)
+    queue = watcher.get("/readyz").json["checks"]["applications_queue"]
+    assert "stuck" not in queue, queue
