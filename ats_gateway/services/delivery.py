@@ -21,7 +21,10 @@ Redis keys (``{p}`` = ``ats-gateway:outbox:<kind>:``)::
 
 Every state change is one Lua script, so a crash between two commands cannot lose an item. A
 worker that dies mid-batch leaves its items in ``inflight``; once their lease ends the next
-claim moves them back to ``queued`` and they are delivered again. That is why a
+claim moves them back to ``queued`` and they are delivered again. Leases (and the drain lock)
+are short and follow the worker: a heartbeat thread of the worker renews them every third of a
+lease while it lives (``_Heartbeat``), so a dead worker's batch moves within one lease, and a
+slow but live one keeps it. That is why a
 :class:`Deliverer` must be idempotent against the org (applications re-run their dedupe query
 before any create), and why every settle is *fenced* by the lease token: a worker that lost its
 lease cannot overwrite the outcome of the worker that took over.
