@@ -374,6 +374,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:
             time.sleep(0.5)
+            # Supervise as systemd (Restart=always) would: a Celery worker exits when its
+            # broker restarts (kombu), and delivery must resume without anyone. A starting
+            # worker drains at once.
+            for child in children:
+                if child.name in ("worker", "beat") and not child.alive() and not stopping:
+                    print(f"{child.name} exited; restarting it (see {logs})", file=sys.stderr)
+                    child.stop()
+                    child.start(timeout=60)
             dead = [c.name for c in children if not c.alive()]
             if dead:
                 print(f"stopping: {', '.join(dead)} exited (see {logs})", file=sys.stderr)

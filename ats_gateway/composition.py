@@ -259,7 +259,11 @@ def register_checks(services: Services) -> None:
         """The delivery queue: depth, dead letters, age of the oldest due item."""
         counts, lag = _queue_state(services.applications_outbox)
         details = {**counts, "oldest_due_seconds": round(lag, 1)}
-        return ("degraded" if counts["dead_letter"] else "ok"), details
+        # [14] A fixed threshold for now; [13]'s pacing will say what wait to expect.
+        alert = services.settings.delivery_lag_alert_seconds
+        if lag > alert:
+            details["stuck"] = f"the oldest due application has waited over {alert:.0f} s"
+        return ("degraded" if counts["dead_letter"] or lag > alert else "ok"), details
 
     add("redis", redis_check)
     add("salesforce", services.connections.status)

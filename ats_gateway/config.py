@@ -68,7 +68,16 @@ class Settings:
     delivery_window_seconds: float = 2.0
     retry_max_delay_seconds: int = 600
     retry_base_delay_seconds: float = 1.0
-    delivery_lease_seconds: int = 300  # a killed worker's batch is redelivered after this
+    # A batch's lease and the drain lock, renewed every third of it by a heartbeat while the
+    # worker works: a killed worker's batch is taken over within this (issue [14]).
+    delivery_lease_seconds: int = 30
+    delivery_heartbeat: bool = True  # off only in tests that make leases run out on purpose
+    # Without the ATS_Gateway_Id__c fields: how long a batch whose create got no answer waits
+    # before the org is read again (longer than the org's slowest write).
+    delivery_settle_seconds: float = 120.0
+    # /readyz says "degraded" when the oldest due application has waited longer than this
+    # (a fixed threshold until the pacing of [13] says what wait to expect).
+    delivery_lag_alert_seconds: float = 300.0
     application_status_ttl_days: int = 30
     idempotency_ttl_seconds: int = 86400
     intake_fsync: bool = True  # wait for the AOF fsync (Redis >= 7.2 WAITAOF) before a 202

@@ -13,6 +13,9 @@
     ├── TooManyRequests            429 with `Retry-After`
     └── ServiceUnavailable         503 org unreachable, permission missing, budget reserve
 
+Any ``redis.RedisError`` (Redis full, unreachable, timed out) is a 503 too, whose detail says
+which and that nothing of the request was stored.
+
 Every other exception becomes a 500 whose body says nothing about the cause; the cause is
 logged with the request id, which the response carries in `X-Request-Id` and `instance`.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
@@ -179,6 +183,38 @@ def _handle_http_exception(exc: HTTPException) -> Response:
     return problem(exc.code or 500, exc.name, detail, headers=headers)
 
 
+def redis_failure(exc: redis.RedisError) -> str:
+    """What happened to Redis, in words an API client can act on."""
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in text:
+        return "is full (it reached its memory limit)"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return "did not answer in time"
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return "is unreachable"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "is read-only (a replica, or failing over)"
+    if isinstance(exc, redis.exceptions.BusyLoadingError):
+        return "is starting (loading its data)"
+    return f"failed ({type(exc).__name__})"
+
+
+def _handle_redis(exc: redis.RedisError) -> Response:
+    """A dependency failure, never a 500: the request did nothing durable (every write of a
+    request is one Lua script, so it either happened before the answer or not at all)."""
+    what = redis_failure(exc)
+    log.warning("request failed: Redis %s (%s)", what, type(exc).__name__)
+    return problem(
+        503,
+        PROBLEM_TYPES[ServiceUnavailable.slug][0],
+        f"The gateway's store (Redis) {what}; nothing of this request was stored. "
+        "Send it again later.",
+        type_=PROBLEM_BASE + ServiceUnavailable.slug,
+        headers={"Retry-After": "5"},
+        reason="store_unavailable",
+    )
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _handle_http_exception(exc)
@@ -194,6 +230,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(GatewayError, _handle_gateway_error)
+    app.register_error_handler(redis.RedisError, _handle_redis)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
 

@@ -3,8 +3,11 @@
 * ``GET /__sandbox__/usage`` -> ``{"used", "limit", "remaining"}``;
   ``POST`` ``{"reset": true}`` / ``{"used": n}`` / ``{"limit": n}``.
 * ``GET|POST /__sandbox__/faults`` (404 unless the app was created with ``faults_enabled``):
-  ``{"latency_ms", "error_rate", "lock_rate", "seed", "expire_sessions": true,
-  "api_limit", "api_used"}``; ``DELETE`` clears every fault.
+  ``{"latency_ms", "error_rate", "lock_rate", "write_latency_ms", "withhold_rate",
+  "withhold_ms", "seed", "expire_sessions": true, "api_limit", "api_used"}``; ``DELETE``
+  clears every fault. ``write_latency_ms``: each write request waits this long before it runs
+  and commits (a slow org). ``withhold_rate``: that share of write requests commit and then
+  hold their answer ``withhold_ms`` back, or (``withhold_ms`` 0) close the connection unanswered.
   Pub/Sub API and Change Data Capture (same endpoint): ``"pubsub_down": true|false`` (end every
   open Subscribe with UNAVAILABLE and refuse new calls until false), ``"pubsub_expire": true``
   (every event so far leaves retention: each replay id issued so far is too old),
@@ -32,6 +35,7 @@ from flask import Blueprint, Response, current_app, request
 
 from sandbox_org.app import render
 from sandbox_org.pubsub.cdc import ChangeEvents
+from sandbox_org.state import NUMERIC_FAULTS
 
 admin = Blueprint("sandbox_admin", __name__, url_prefix="/__sandbox__")
 
@@ -66,13 +70,11 @@ def faults() -> Response:
     expired = 0
     emitted: dict[str, Any] = {}
     if request.method == "DELETE":
-        sb.faults.configure(latency_ms=0, error_rate=0, lock_rate=0)
+        sb.faults.configure(**{name: 0 for name in NUMERIC_FAULTS})
         pubsub_faults(sb.events, {"pubsub_down": False})
     elif request.method == "POST":
         data = _json()
-        sb.faults.configure(
-            **{k: data[k] for k in ("latency_ms", "error_rate", "lock_rate", "seed") if k in data}
-        )
+        sb.faults.configure(**{k: data[k] for k in (*NUMERIC_FAULTS, "seed") if k in data})
         if data.get("expire_sessions"):
             expired = sb.sessions.expire_all()
         sb.usage.set(used=data.get("api_used"), limit=data.get("api_limit"))

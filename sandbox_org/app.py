@@ -9,6 +9,8 @@ carries ``Sforce-Limit-Info: api-usage=N/M`` (salesforce-wire-shapes.md §7).
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import time
 import tomllib
 from pathlib import Path
@@ -212,10 +214,45 @@ def _data(sb: Sandbox, version: str, rest: str) -> Response:
     headers = {k.lower(): v for k, v in request.headers.items()}
     ctx = Ctx(sb, caller, version, headers)
     params = {k: v for k, v in request.args.items() if k != "_HttpMethod"}
+    writes = _is_write(method, body)
+    if writes and faults.write_latency_ms > 0:
+        # A slow org: the write runs (and commits) only after this, whoever still waits.
+        time.sleep(faults.write_latency_ms / 1000.0)
     reply = dispatch(ctx, method, path, params, body)
+    if writes and faults.roll(faults.withhold_rate):
+        _withhold(faults.withhold_ms)
     if request.method == "HEAD":
         reply.body = None
     return _reply_to_response(reply)
+
+
+def _is_write(method: str, body: Any) -> bool:
+    """Whether a request may change records (a ``/composite`` of queries only does not)."""
+    if method in ("GET", "HEAD"):
+        return False
+    subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
+    if isinstance(subrequests, list):
+        return any(
+            str((s or {}).get("method", "GET")).upper() != "GET"
+            for s in subrequests
+            if isinstance(s, dict)
+        )
+    return True
+
+
+def _withhold(delay_ms: float) -> None:
+    """The write committed; its answer is held back ``delay_ms`` (past the client's read
+    timeout), or with 0 the connection is closed without an answer, as a reset would."""
+    if delay_ms > 0:
+        time.sleep(delay_ms / 1000.0)
+        return
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _parse_body() -> Any:

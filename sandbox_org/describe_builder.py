@@ -197,6 +197,15 @@ def ref(name: str, label: str, target: str, rel: str | None = None, **kw: Any) -
     return field(name, label, "reference", reference_to=[target], relationship_name=rel, **kw)
 
 
+def gateway_key() -> dict[str, Any]:
+    """``ATS_Gateway_Id__c``: the ATS gateway's own field (its setup creates it in the customer's
+    org, unnamespaced): Text(64), External ID, Unique (case sensitive). The gateway upserts
+    by it, so a write retried after an ambiguous failure updates instead of duplicating."""
+    key = text("ATS_Gateway_Id__c", "ATS Gateway Id", 64, external_id=True, unique=True)
+    key["caseSensitive"] = True
+    return key
+
+
 def master(name: str, label: str, target: str) -> dict[str, Any]:
     # Master-detail: required, not reparentable (updateable false), cascade delete.
     return ref(name, label, target, required=True, updateable=False, master_detail=True)
@@ -334,6 +343,7 @@ def _objects() -> list[dict[str, Any]]:
                 field("MobilePhone", "Mobile Phone", "phone", length=40),
                 field("Email", "Email", "email", length=80, id_lookup=True),
                 text("Title", "Title", 128),
+                gateway_key(),
                 owner_field(),
                 *system_fields_after_name(),
             ],
@@ -588,6 +598,7 @@ def _objects() -> list[dict[str, Any]]:
                 fields=[
                     ref("bpats__Contact__c", "Contact", "Contact", required=True),
                     ref("bpats__Job__c", "Job", "bpats__Job__c", required=True),
+                    gateway_key(),
                     field("bpats__Email__c", "Email", "email", length=80, required=True),
                     text("bpats__First_Name__c", "First Name", 40, required=True),
                     text("bpats__Last_Name__c", "Last Name", 80, required=True),

@@ -104,6 +104,16 @@ class Usage:
             return {"used": self.used, "limit": self.limit, "remaining": self.limit - self.used}
 
 
+NUMERIC_FAULTS = (
+    "latency_ms",
+    "error_rate",
+    "lock_rate",
+    "write_latency_ms",
+    "withhold_rate",
+    "withhold_ms",
+)
+
+
 @dataclass
 class Faults:
     """Injected faults; decisions come from one seeded RNG so a run can be replayed."""
@@ -111,13 +121,20 @@ class Faults:
     latency_ms: float = 0.0
     error_rate: float = 0.0  # share of requests answered 503
     lock_rate: float = 0.0  # share of record writes failing with UNABLE_TO_LOCK_ROW
+    # A slow org, independent of Redis or the client: each write request waits this long
+    # before it runs (and commits), so a client with a shorter read timeout gives up first.
+    write_latency_ms: float = 0.0
+    # Share of write requests whose answer is withheld after the write committed: delayed by
+    # ``withhold_ms`` (past the client's read timeout), or with 0 the connection is closed.
+    withhold_rate: float = 0.0
+    withhold_ms: float = 0.0
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def configure(self, **changes: Any) -> None:
         with self._lock:
-            for key in ("latency_ms", "error_rate", "lock_rate"):
+            for key in NUMERIC_FAULTS:
                 if key in changes and changes[key] is not None:
                     setattr(self, key, float(changes[key]))
             if "seed" in changes:
@@ -135,6 +152,9 @@ class Faults:
             "latency_ms": self.latency_ms,
             "error_rate": self.error_rate,
             "lock_rate": self.lock_rate,
+            "write_latency_ms": self.write_latency_ms,
+            "withhold_rate": self.withhold_rate,
+            "withhold_ms": self.withhold_ms,
             "seed": self.seed,
         }
 

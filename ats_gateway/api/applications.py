@@ -7,6 +7,7 @@ nothing is accepted (202) before it is stored.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, g, request, url_for
@@ -29,6 +30,7 @@ from ats_gateway.services.applications.intake import inline_resume
 from ats_gateway.tasks.applications import schedule_delivery
 
 bp = Blueprint("applications", __name__)
+log = logging.getLogger(__name__)
 
 
 STATUS_VALUES = ["queued", "delivering", "delivered", "failed", "duplicate"]
@@ -127,7 +129,7 @@ OPERATIONS = [
         description="Each item is validated and queued on its own (a bad item never sinks the "
         "others); items may carry `resume: {filename, content_base64}`.",
         responses={207: Documented("One outcome per item", schema=BATCH_RESULT)},
-        errors=(400, 401, 403, 413, 415, 422, 429),
+        errors=(400, 401, 403, 413, 415, 422, 429, 503),
         security=True,
         extra={
             "parameters": [IDEMPOTENCY_DOC],
@@ -246,6 +248,15 @@ def _accepted_body(application_id: str) -> dict[str, Any]:
     }
 
 
+def _schedule() -> None:
+    """Schedule delivery of what was just stored. Stored is what counts: if Redis or the
+    broker fails now, beat's sweep delivers it, and the 202 stays true."""
+    try:
+        schedule_delivery(services().settings, services().redis)
+    except Exception as exc:  # redis or kombu errors alike
+        log.warning("delivery not scheduled (%s); beat sweeps", type(exc).__name__)
+
+
 @bp.post("/v1/applications")
 @require_scope("applications:write", accepts=(JSON, MULTIPART))
 def submit():
@@ -260,7 +271,7 @@ def submit():
     )
     # A replay schedules too: the first attempt may have stored the application and died
     # before scheduling it (one timer per queue, so this costs one Redis call).
-    schedule_delivery(services().settings, services().redis)
+    _schedule()
     body = _accepted_body(accepted.id)
     key = getattr(g, "api_key", None)
     if key is not None and key.publishable:  # [17] the candidate's own status page
@@ -290,7 +301,7 @@ def submit_batch():
         if item["status"] == 202:
             item["status_url"] = url_for("applications.status", application_id=item["id"])
     if result["accepted"]:
-        schedule_delivery(services().settings, services().redis)
+        _schedule()
     return result, 207
 
 

@@ -129,7 +129,7 @@ def cmd_doctor(
     out: Any = None,
 ) -> int:
     from ats_gateway.metadata import build_metadata
-    from ats_gateway.metadata.preflight import MISSING, UNVERIFIED
+    from ats_gateway.metadata.preflight import MISSING, UNVERIFIED, gateway_key_findings
 
     out = out or sys.stdout
     settings = settings or Settings.from_env()
@@ -143,6 +143,13 @@ def cmd_doctor(
         print(f"unknown connection(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     findings = [f for f in metadata.preflight(verify=True) if f.connection in wanted]
+    findings += [  # the External IDs exactly-once delivery upserts by (ATS_Gateway_Id__c)
+        f
+        for f in gateway_key_findings(
+            metadata.connections, metadata.cache.get, metadata.permission_sets
+        )
+        if f.connection in wanted
+    ]
     if args.json:
         print(json.dumps([f.as_dict() for f in findings], indent=2), file=out)
     else:

@@ -46,6 +46,11 @@ class Finding:
     @property
     def sentence(self) -> str:
         sets = " or ".join(f"'{s}'" for s in self.permission_sets) or "(no permission set)"
+        if self.state == MISSING and self.operation.startswith("upsert by "):
+            return (
+                f"connection {self.connection}: cannot {self.operation} on {self.object}: "
+                f"{self.note} (create it with the gateway's setup; permission set {sets})"
+            )
         if self.state == MISSING:
             return (
                 f"connection {self.connection}: missing {self.operation} on {self.object} "
@@ -135,4 +140,76 @@ def run_preflight(
                     conn, need.object, need.operation, need.endpoints, entry, permission_sets
                 )
             )
+    return findings
+
+
+# ------------------------------------------------------------------ the gateway's External IDs
+
+#: The gateway's own field (its setup creates it, unnamespaced, in the customer's org) on each
+#: object delivery creates: Text(64), External ID, Unique. Delivery upserts by it, so a write
+#: retried after an ambiguous failure (timeout, reset after the org committed) updates instead
+#: of creating a second record.
+GATEWAY_KEY = "ATS_Gateway_Id__c"
+KEYED_OBJECTS = ("Contact", "bpats__Job_Board_Application__c")
+KEY_OPERATION = f"upsert by {GATEWAY_KEY}"
+
+
+def gateway_key_problems(sobject: str, describe: Any) -> list[str]:
+    """Why ``describe`` (an ObjectDescribe) cannot be upserted by the gateway's key; [] = ok."""
+    field = describe.field(GATEWAY_KEY)
+    if field is None:
+        return [f"{sobject} has no field {GATEWAY_KEY}"]
+    problems = []
+    for flag, meaning in (
+        ("externalId", "an External ID"),
+        ("unique", "Unique"),
+        ("createable", "writable on create (field-level security)"),
+        ("updateable", "writable on update (field-level security)"),
+    ):
+        if not field[flag]:
+            problems.append(f"{sobject}.{GATEWAY_KEY} is not {meaning}")
+    return problems
+
+
+def gateway_keys_ready(get_entry: Any, connection: str = "job_portal") -> bool:
+    """Whether every keyed object has the gateway's key (delivery then upserts by it)."""
+    try:
+        return not any(
+            gateway_key_problems(obj, get_entry(connection, obj).describe) for obj in KEYED_OBJECTS
+        )
+    except Exception:  # no describe at all: the conservative mode
+        return False
+
+
+def gateway_key_findings(
+    connections: Mapping[str, Connection],
+    get_entry: Any,
+    permission_sets: Mapping[str, Mapping[str, Any]],
+    connection: str = "job_portal",
+) -> list[Finding]:
+    """`doctor`: is each keyed object's ``ATS_Gateway_Id__c`` there, External ID + Unique, and
+    writable by the connection's user? Without it delivery still runs, but parks a batch after
+    an ambiguous failure and re-reads the org before creating (docs/reliability.md)."""
+    conn = connections.get(connection)
+    if conn is None:
+        return []
+    findings = []
+    for obj in KEYED_OBJECTS:
+        entry = get_entry(connection, obj)
+        sets = granting_sets(conn, obj, "edit", permission_sets)
+        problems = gateway_key_problems(obj, entry.describe)
+        state = MISSING if problems else OK
+        if entry.source != ORG:
+            state = UNVERIFIED
+        findings.append(
+            Finding(
+                connection=connection,
+                object=obj,
+                operation=KEY_OPERATION,
+                state=state,
+                permission_sets=sets,
+                endpoints=("delivery (exactly once after an ambiguous failure)",),
+                note="; ".join(problems) or (entry.error or "describe snapshot only"),
+            )
+        )
     return findings

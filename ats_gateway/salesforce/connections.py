@@ -141,8 +141,9 @@ DEFAULT_GRANTS: dict[str, Grants] = {
     "job_portal": Grants.of(
         {
             JOB: [READ],
-            JOB_BOARD_APPLICATION: [READ, CREATE],
-            "Contact": [READ, CREATE],
+            # edit: delivery upserts both by their External ID ATS_Gateway_Id__c
+            JOB_BOARD_APPLICATION: [READ, CREATE, EDIT],
+            "Contact": [READ, CREATE, EDIT],
             # read: a redelivery looks for a resume an earlier attempt may have uploaded
             "ContentVersion": [READ, CREATE],
         }

@@ -36,7 +36,13 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
 from limits.storage import RedisStorage
 
-from ats_gateway.errors import PROBLEM_BASE, ServiceUnavailable, TooManyRequests, problem
+from ats_gateway.errors import (
+    PROBLEM_BASE,
+    ServiceUnavailable,
+    TooManyRequests,
+    problem,
+    redis_failure,
+)
 from ats_gateway.extensions import services
 from ats_gateway.security.access import current_spec
 
@@ -131,7 +137,10 @@ class _Limiter(Limiter):
         try:
             super()._check_request_limit(callable_name, in_middleware)
         except redis.RedisError as exc:
-            raise ServiceUnavailable("The rate-limit store is unreachable; try again.") from exc
+            raise ServiceUnavailable(
+                f"The rate-limit store (Redis) {redis_failure(exc)}; nothing of this request "
+                "was stored. Send it again later."
+            ) from exc
 
 
 def init_limiter(app: Flask) -> Limiter:

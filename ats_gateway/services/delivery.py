@@ -21,7 +21,10 @@ Redis keys (``{p}`` = ``ats-gateway:outbox:<kind>:``)::
 
 Every state change is one Lua script, so a crash between two commands cannot lose an item. A
 worker that dies mid-batch leaves its items in ``inflight``; once their lease ends the next
-claim moves them back to ``queued`` and they are delivered again. That is why a
+claim moves them back to ``queued`` and they are delivered again. Leases (and the drain lock)
+are short and follow the worker: a heartbeat thread of the worker renews them every third of a
+lease while it lives (``_Heartbeat``), so a dead worker's batch moves within one lease, and a
+slow but live one keeps it. That is why a
 :class:`Deliverer` must be idempotent against the org (applications re-run their dedupe query
 before any create), and why every settle is *fenced* by the lease token: a worker that lost its
 lease cannot overwrite the outcome of the worker that took over.
@@ -35,8 +38,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,7 +66,8 @@ KEY_PREFIX = "ats-gateway:outbox:"
 # ---------------------------------------------------------------------------------- Lua
 
 # KEYS: item, ready, [idem], [unique...]; ARGV: id, now, payload, n_att, att names/values...,
-# idem fingerprint, idem ttl, unique ttl, status ttl
+# has idem, idem fingerprint, idem ttl, unique ttl, n_fields, field names/values... (more
+# hash fields stored with an accepted item: who sent it, the receipt's text)
 # Returns {"accepted", id} | {"replay", id} | {"idempotency_conflict", id} | {"duplicate", id}
 _PUT = """
 local item, ready = KEYS[1], KEYS[2]
@@ -99,7 +105,70 @@ end
 if #uniques > 0 then redis.call('HSET', item, 'unique_keys', cjson.encode(uniques)) end
 if has_idem then redis.call('SET', KEYS[3], fingerprint .. '|' .. id, 'EX', idem_ttl) end
 redis.call('ZADD', ready, now, id)
+local n_extra = tonumber(ARGV[pos + 4] or '0')
+for i = 0, n_extra - 1 do
+  redis.call('HSET', item, ARGV[pos + 5 + 2 * i], ARGV[pos + 6 + 2 * i])
+end
 return {'accepted', id}
+"""
+
+# The same for a whole batch, in one script: a script is refused (OOM) before its first write
+# or runs to the end, so a batch is stored all or nothing, even when Redis fills up meanwhile.
+# KEYS: every item's keys, in order; ARGV: n items, then per item: n keys, n args, args...
+# Returns one {outcome, id} per item.
+_PUT_MANY = """
+local function put(k, a)
+  local item, ready = k[1], k[2]
+  local id, now, payload = a[1], a[2], a[3]
+  local n_att = tonumber(a[4])
+  local pos = 5 + 2 * n_att
+  local has_idem = a[pos] == '1'
+  local fingerprint, idem_ttl = a[pos + 1], tonumber(a[pos + 2])
+  local unique_ttl = tonumber(a[pos + 3])
+  local first_unique = 3
+  if has_idem then
+    local seen = redis.call('GET', k[3])
+    if seen then
+      local sep = string.find(seen, '|', 1, true)
+      local seen_fp, seen_id = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
+      if seen_fp == fingerprint then return {'replay', seen_id} end
+      return {'idempotency_conflict', seen_id}
+    end
+    first_unique = 4
+  end
+  for i = first_unique, #k do
+    local holder = redis.call('GET', k[i])
+    if holder then return {'duplicate', holder} end
+  end
+  redis.call('HSET', item, 'id', id, 'status', 'queued', 'created_at', now, 'updated_at', now,
+    'attempts', 0, 'next_attempt_at', now, 'payload', payload)
+  for i = 0, n_att - 1 do
+    redis.call('HSET', item, 'att:' .. a[5 + 2 * i], a[6 + 2 * i])
+  end
+  local uniques = {}
+  for i = first_unique, #k do
+    redis.call('SET', k[i], id, 'EX', unique_ttl)
+    table.insert(uniques, k[i])
+  end
+  if #uniques > 0 then redis.call('HSET', item, 'unique_keys', cjson.encode(uniques)) end
+  if has_idem then redis.call('SET', k[3], fingerprint .. '|' .. id, 'EX', idem_ttl) end
+  redis.call('ZADD', ready, now, id)
+  local n_extra = tonumber(a[pos + 4] or '0')
+  for i = 0, n_extra - 1 do
+    redis.call('HSET', item, a[pos + 5 + 2 * i], a[pos + 6 + 2 * i])
+  end
+  return {'accepted', id}
+end
+local results, kpos, apos = {}, 1, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local nk, na = tonumber(ARGV[apos]), tonumber(ARGV[apos + 1])
+  local k, a = {}, {}
+  for i = 1, nk do k[i] = KEYS[kpos + i - 1] end
+  for i = 1, na do a[i] = ARGV[apos + 1 + i] end
+  table.insert(results, put(k, a))
+  kpos, apos = kpos + nk, apos + 2 + na
+end
+return results
 """
 
 # KEYS: ready, inflight; ARGV: prefix, now, limit, lease_until, token
@@ -389,6 +458,7 @@ class Outbox:
             retry_base_seconds=settings.retry_base_delay_seconds,
             retry_max_seconds=settings.retry_max_delay_seconds,
             fsync=settings.intake_fsync,
+            heartbeat=getattr(settings, "delivery_heartbeat", True),
         )
 
     def __init__(
@@ -402,6 +472,7 @@ class Outbox:
         retry_max_seconds: float = 600.0,
         fsync: bool = True,
         clock: Callable[[], float] = time.time,
+        heartbeat: bool = True,
     ) -> None:
         self.redis = redis_client
         self.kind = kind
@@ -416,6 +487,7 @@ class Outbox:
         self.inflight_key = self.prefix + "inflight"
         self.dlq_key = self.prefix + "dlq"
         self._put = redis_client.register_script(_PUT)
+        self._put_many = redis_client.register_script(_PUT_MANY)
         self._claim = redis_client.register_script(_CLAIM)
         self._settle = redis_client.register_script(_SETTLE)
         self._replay = redis_client.register_script(_REPLAY)
@@ -423,6 +495,8 @@ class Outbox:
         self._extend = redis_client.register_script(_EXTEND)
         self._progress = redis_client.register_script(_PROGRESS)
         self._waitaof_supported: bool | None = None
+        # Leases are short and follow the worker: renewed every third of a lease while held.
+        self.heartbeat = _Heartbeat(self, max(0.2, self.lease_seconds / 3)) if heartbeat else None
 
     def __repr__(self) -> str:
         return f"Outbox(kind={self.kind!r})"
@@ -467,6 +541,7 @@ class Outbox:
         idempotency_ttl: int = 86400,
         unique: Iterable[str] = (),
         wait: bool = True,
+        fields: Mapping[str, str] | None = None,
     ) -> PutResult:
         """Store an item durably and queue it, atomically with its guards.
 
@@ -475,8 +550,35 @@ class Outbox:
         normalized email + job) answer ``duplicate`` with the holder's id while that item's
         status lives. Returns only once Redis has the item (and, where the server supports
         ``WAITAOF``, once it is fsynced to the append-only file; ``wait=False`` leaves that to
-        one :meth:`wait_durable` after a whole batch).
+        one :meth:`wait_durable` after a whole batch). ``fields``: more hash fields stored with
+        an accepted item, in the same script.
         """
+        keys, args = self._put_args(
+            payload,
+            item_id=item_id,
+            attachments=attachments,
+            idempotency=idempotency,
+            idempotency_ttl=idempotency_ttl,
+            unique=unique,
+            fields=fields,
+        )
+        outcome, found = self._put(keys=keys, args=args)
+        result = PutResult(_text(outcome), _text(found))
+        if result.accepted and wait:
+            self.wait_durable()
+        return result
+
+    def _put_args(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        item_id: str | None = None,
+        attachments: Mapping[str, bytes] | None = None,
+        idempotency: tuple[str, str] | None = None,
+        idempotency_ttl: int = 86400,
+        unique: Iterable[str] = (),
+        fields: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], list[Any]]:
         item_id = item_id or self.new_id()
         keys = [self.item_key(item_id), self.ready_key]
         if idempotency:
@@ -495,11 +597,30 @@ class Outbox:
                 self.status_ttl,
             ]
         )
-        outcome, found = self._put(keys=keys, args=args)
-        result = PutResult(_text(outcome), _text(found))
-        if result.accepted and wait:
+        extra = dict(fields or {})
+        args.append(len(extra))
+        for name, value in extra.items():
+            args.extend([name, value])
+        return keys, args
+
+    def put_many(
+        self, entries: Sequence[Mapping[str, Any]], *, wait: bool = True
+    ) -> list[PutResult]:
+        """:meth:`put` for many items (each entry: ``put``'s keyword arguments with
+        ``payload``) in one Lua script: all stored, or (Redis full, unreachable) none."""
+        if not entries:
+            return []
+        keys: list[str] = []
+        args: list[Any] = [len(entries)]
+        for entry in entries:
+            entry_keys, entry_args = self._put_args(**entry)
+            keys.extend(entry_keys)
+            args.extend([len(entry_keys), len(entry_args), *entry_args])
+        rows = self._put_many(keys=keys, args=args)
+        results = [PutResult(_text(outcome), _text(found)) for outcome, found in rows]
+        if wait and any(r.accepted for r in results):
             self.wait_durable()
-        return result
+        return results
 
     def wait_durable(self) -> None:
         """Block until the append-only file holds what we wrote (Redis >= 7.2 ``WAITAOF``)."""
@@ -591,6 +712,8 @@ class Outbox:
                     created_at=float(created_at or 0),
                 )
             )
+        if items and self.heartbeat is not None:
+            self.heartbeat.hold(token, items)
         return token, items
 
     def extend(self, items: Sequence[Item], token: str) -> int:
@@ -654,6 +777,8 @@ class Outbox:
                 ],
                 client=pipe,
             )
+        if self.heartbeat is not None:
+            self.heartbeat.drop(token, items)
         return [bool(ok) for ok in pipe.execute()] if items else []
 
     # ------------------------------------------------------------------ dead letters
@@ -693,10 +818,136 @@ class Outbox:
     # ------------------------------------------------------------------ single flight
 
     def drain_lock(self) -> Any:
-        """The lock one drainer holds while it delivers (expires with the lease if it dies)."""
-        return self.redis.lock(
+        """The lock one drainer holds while it delivers: as short as a lease, renewed by the
+        heartbeat while held, so a dead drainer's lock ends within one lease."""
+        lock = self.redis.lock(
             self.prefix + "drain", timeout=self.lease_seconds, blocking=False, thread_local=False
         )
+        return lock if self.heartbeat is None else _HeldLock(lock, self.heartbeat)
+
+
+class _HeldLock:
+    """A drain lock the heartbeat renews between ``acquire`` and ``release``."""
+
+    def __init__(self, lock: Any, heartbeat: _Heartbeat) -> None:
+        self.lock = lock
+        self.heartbeat = heartbeat
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        ok = bool(self.lock.acquire(*args, **kwargs))
+        if ok:
+            self.heartbeat.hold_lock(self.lock)
+        return ok
+
+    def reacquire(self) -> Any:
+        return self.lock.reacquire()
+
+    def owned(self) -> bool:
+        return bool(self.lock.owned())
+
+    def release(self) -> None:
+        # The drain is over: whatever batch it still held (an exception between claim and
+        # settle) is no longer renewed, so its lease ends and another worker takes it.
+        self.heartbeat.release_all(self.lock)
+        self.lock.release()
+
+
+class _Heartbeat:
+    """Renews, every ``interval`` seconds from a daemon thread, the leases this process
+    holds: drain locks and claimed batches, until they are released or settled.
+
+    A worker that dies (SIGKILL, OOM) stops renewing, so its batch is claimable again within
+    one lease; a worker that is merely slow keeps its batch. A batch whose renewal finds it
+    taken over (fencing: the token no longer matches) is dropped; its worker's settle and
+    progress writes are refused by the same token check in Lua.
+    """
+
+    MAX_HOLD_SECONDS = 3600.0  # a batch never settled (a bug) stops being renewed after this
+
+    def __init__(self, outbox: Outbox, interval: float) -> None:
+        self.outbox = outbox
+        self.interval = interval
+        self._locks: list[Any] = []
+        self._batches: dict[str, tuple[float, dict[str, Item]]] = {}
+        self._mutex = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def _ensure_running(self) -> None:
+        # Started lazily, in the process that claims (a Celery pool child, after the fork).
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-heartbeat-{self.outbox.kind}", daemon=True
+        )
+        self._thread.start()
+
+    def hold_lock(self, lock: Any) -> None:
+        with self._mutex:
+            self._locks.append(lock)
+        self._ensure_running()
+
+    def release_all(self, lock: Any) -> None:
+        with self._mutex:
+            self._locks = [held for held in self._locks if held is not lock]
+            self._batches.clear()
+
+    def hold(self, token: str, items: Sequence[Item]) -> None:
+        with self._mutex:
+            self._batches[token] = (time.monotonic(), {item.id: item for item in items})
+        self._ensure_running()
+
+    def drop(self, token: str, items: Sequence[Item]) -> None:
+        with self._mutex:
+            held = self._batches.get(token)
+            if held is None:
+                return
+            for item in items:
+                held[1].pop(item.id, None)
+            if not held[1]:
+                del self._batches[token]
+
+    def held(self) -> dict[str, int]:
+        """token -> number of items still renewed (tests, diagnostics)."""
+        with self._mutex:
+            return {token: len(items) for token, (_, items) in self._batches.items()}
+
+    def beat(self) -> None:
+        """One renewal round (the thread calls it every ``interval``)."""
+        with self._mutex:
+            locks = list(self._locks)
+            batches = [
+                (t, since, list(items.values())) for t, (since, items) in self._batches.items()
+            ]
+        for lock in locks:
+            try:
+                lock.reacquire()
+            except redis.exceptions.LockError:
+                log.warning("the %s drain lock was lost (taken over)", self.outbox.kind)
+                with self._mutex:
+                    self._locks = [held for held in self._locks if held is not lock]
+            except redis.RedisError as exc:  # Redis restarting: try again next beat
+                log.warning("could not renew the %s drain lock: %s", self.outbox.kind, exc)
+        for token, since, items in batches:
+            if time.monotonic() - since > self.MAX_HOLD_SECONDS:
+                self.drop(token, items)
+                continue
+            try:
+                renewed = self.outbox.extend(items, token)
+            except redis.RedisError as exc:
+                log.warning("could not renew a %s lease: %s", self.outbox.kind, exc)
+                continue
+            if renewed == 0:  # every item was taken over, or settled by now
+                self.drop(token, items)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            try:
+                self.beat()
+            except Exception:  # the heartbeat must outlive any one failure
+                log.exception("lease heartbeat of %s failed", self.outbox.kind)
 
 
 # ---------------------------------------------------------------------------------- drain

@@ -135,7 +135,11 @@ def _line(record: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.get("updated_at", 0)))
     reason = error.get("reason") or error.get("message") or ""
     dropped = " (dropped)" if record.get("dropped_at") else ""
-    return f"{record['id']}  {when}Z  {error.get('code', '')}  {reason}{dropped}"
+    where = error.get("object", "")
+    if error.get("org_fields"):
+        where += "." + ",".join(error["org_fields"])
+    where = f"  [{where}]" if where else ""
+    return f"{record['id']}  {when}Z  {error.get('code', '')}{where}  {reason}{dropped}"
 
 
 def cmd_dlq_list(args: Any, settings: Settings | None = None) -> int:

@@ -236,3 +236,51 @@ def assert_queue_empty(stack: Stack, ids: Iterable[str]) -> None:
 
 def new_tag(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:8]
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class SwappedWorkers:
+    """Replace the stack's worker by ``count`` workers with changed settings (a shorter read
+    timeout, a lease shorter than a batch, no heartbeat...); the stack's own worker comes back
+    on exit."""
+
+    def __init__(self, stack: Stack, count: int = 1, **changes: Any) -> None:
+        self.stack = stack
+        self.count = count
+        self.settings = stack.settings.replace(**changes)
+        self.workers: list[ManagedProcess] = []
+
+    def __enter__(self) -> SwappedWorkers:
+        if self.stack.worker is not None:
+            self.stack.worker.stop()
+        self.workers = [
+            shared.running_worker(self.settings, self.stack.app, self.stack.log_dir)
+            for _ in range(self.count)
+        ]
+        self.stack.worker = self.workers[0]
+        return self
+
+    def lost_leases(self) -> int:
+        """Settles fenced off (the batch was taken over), from the workers' drain logs."""
+        total = 0
+        for worker in self.workers:
+            if worker.log_path and worker.log_path.exists():
+                for line in worker.log_path.read_text(errors="replace").splitlines():
+                    if " drain: " in line and "lost leases " in line:
+                        total += int(line.rsplit("lost leases ", 1)[1].split()[0])
+        return total
+
+    def __exit__(self, *exc: object) -> None:
+        # A supervisor may have replaced a killed worker meanwhile: stop that one too.
+        others = [self.stack.worker] if self.stack.worker not in self.workers else []
+        for worker in [*self.workers, *others]:
+            if worker is not None:
+                worker.stop()
+        self.stack.start_worker()
+
+
+def org_contacts(stack: Stack, tag: str) -> Counter:
+    contacts = stack.org_rows(f"SELECT Email FROM Contact WHERE Email LIKE '%@{tag}.example.com'")
+    return Counter(c["Email"].lower() for c in contacts)

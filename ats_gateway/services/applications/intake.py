@@ -21,11 +21,14 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from ats_gateway.metadata.contracts import ResumeRule
 from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
@@ -40,6 +43,8 @@ MAX_BATCH = 1000
 
 #: job id -> True (open), False (closed or unknown to the snapshot) or None (cannot tell now)
 JobIsOpen = Callable[[str], "bool | None"]
+
+log = logging.getLogger(__name__)
 
 
 class IntakeRejected(Exception):
@@ -195,6 +200,20 @@ class ApplicationService:
         wait: bool = True,
         external_id: str | None = None,
     ) -> Accepted:
+        entry = self._entry(
+            prepared, idempotency_key=idempotency_key, scope=scope, external_id=external_id
+        )
+        return self._accepted(self.outbox.put(**entry, wait=wait))
+
+    def _entry(
+        self,
+        prepared: Prepared,
+        *,
+        idempotency_key: str | None,
+        scope: str,
+        external_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The outbox entry (``Outbox.put`` keyword arguments) of a prepared application."""
         payload: dict[str, Any] = {"record": prepared.record}
         attachments = {}
         if prepared.resume is not None:
@@ -207,16 +226,35 @@ class ApplicationService:
         idem = None
         if idempotency_key:
             idem = (_idem_name(scope, idempotency_key), prepared.fingerprint)
-        result = self.outbox.put(
-            payload,
-            attachments=attachments,
-            idempotency=idem,
-            idempotency_ttl=self.idempotency_ttl,
-            unique=[prepared.unique_name],
-            wait=wait,
-        )
-        if result.accepted:
-            self._remember(result.id, prepared, scope, external_id)
+        return {
+            "payload": payload,
+            "attachments": attachments,
+            "idempotency": idem,
+            "idempotency_ttl": self.idempotency_ttl,
+            "unique": [prepared.unique_name],
+            "fields": self._remembered(prepared, scope, external_id),
+        }
+
+    def _remembered(
+        self, prepared: Prepared, scope: str, external_id: str | None
+    ) -> dict[str, str]:
+        """Beside the item (stored with it, in the same script, and expiring with it): who
+        submitted it (webhooks go to that key only), the submitter's own reference, and what
+        the candidate's receipt shows."""
+        fields = {
+            OWNER_FIELD: scope,
+            "receipt_first_name": str(prepared.record.get(FIRST_NAME, "")),
+        }
+        title = self.job_title(str(prepared.record.get(JOB, "")))
+        if title:
+            fields["receipt_job_title"] = title
+        if external_id:
+            fields["external_id"] = external_id
+        if self.sources is not None:  # [16] source and job, for `ats-gateway report sources`
+            fields.update(SourceRecorder.status_fields(prepared.record, prepared.attribution))
+        return fields
+
+    def _accepted(self, result: Any) -> Accepted:
         if result.outcome == "replay":
             return Accepted(result.id, replayed=True)
         if result.outcome == "idempotency_conflict":
@@ -233,24 +271,6 @@ class ApplicationService:
         if result.outcome == "duplicate":
             raise self._duplicate(result.id)
         return Accepted(result.id)
-
-    def _remember(
-        self, item_id: str, prepared: Prepared, scope: str, external_id: str | None
-    ) -> None:
-        """Beside the item (and expiring with it): who submitted it (webhooks go to that key
-        only), the submitter's own reference, and what the candidate's receipt shows."""
-        fields = {
-            OWNER_FIELD: scope,
-            "receipt_first_name": str(prepared.record.get(FIRST_NAME, "")),
-        }
-        title = self.job_title(str(prepared.record.get(JOB, "")))
-        if title:
-            fields["receipt_job_title"] = title
-        if external_id:
-            fields["external_id"] = external_id
-        if self.sources is not None:  # [16] source and job, for `ats-gateway report sources`
-            fields.update(SourceRecorder.status_fields(prepared.record, prepared.attribution))
-        self.outbox.redis.hset(self.outbox.item_key(item_id), mapping=fields)
 
     def _duplicate(self, existing_id: str) -> DuplicateApplication:
         record = self.outbox.get(existing_id) or {}
@@ -315,36 +335,34 @@ class ApplicationService:
                         ],
                     )
                 return {**stored["response"], "replayed": True}
-        outcomes: list[dict[str, Any]] = []
-        error_budget = MAX_ERRORS_PER_REQUEST
+        # Every item is validated first; then the valid ones are stored in one Lua script,
+        # all or nothing: a Redis that fills up (or goes away) mid-batch stores none of them
+        # and the request answers 503, never a half-stored batch without its ids.
+        outcomes: list[dict[str, Any] | None] = []
+        entries: list[tuple[int, dict[str, Any]]] = []
+        budget = [MAX_ERRORS_PER_REQUEST]  # errors one answer may still carry
         for index, item in enumerate(items):
             try:
                 resume = inline_resume(item)
                 data = {k: v for k, v in item.items() if k != "resume"} if resume else item
                 data, external_id = split_external_id(data)
-                accepted = self._store(
-                    self.prepare(data, resume, default_source=default_source),
-                    idempotency_key=None,
-                    scope=scope,
-                    wait=False,
-                    external_id=external_id,
-                )
+                prepared = self.prepare(data, resume, default_source=default_source)
             except IntakeRejected as exc:
-                outcome = {"index": index, "status": exc.status, "detail": exc.detail}
-                if exc.errors:
-                    # The answer stays bounded whatever the body: past the request's error
-                    # budget, an item says how many errors it had, not what they were.
-                    shown = exc.errors[: max(0, error_budget)]
-                    error_budget -= len(shown)
-                    if shown:
-                        outcome["errors"] = shown
-                    if len(shown) < len(exc.errors):
-                        outcome["errors_omitted"] = len(exc.errors) - len(shown)
-                outcome.update(exc.extensions)
-                outcomes.append(outcome)
+                outcomes.append(_rejected(index, exc, budget))
             else:
-                outcomes.append({"index": index, "status": 202, "id": accepted.id})
-        self.outbox.wait_durable()
+                outcomes.append(None)
+                entry = self._entry(
+                    prepared, idempotency_key=None, scope=scope, external_id=external_id
+                )
+                entries.append((index, entry))
+        results = self.outbox.put_many([entry for _, entry in entries])
+        for (index, _), result in zip(entries, results, strict=True):
+            try:
+                accepted = self._accepted(result)
+            except IntakeRejected as exc:
+                outcomes[index] = _rejected(index, exc, budget)
+            else:
+                outcomes[index] = {"index": index, "status": 202, "id": accepted.id}
         accepted_count = sum(1 for o in outcomes if o["status"] == 202)
         response = {
             "accepted": accepted_count,
@@ -352,12 +370,17 @@ class ApplicationService:
             "items": outcomes,
         }
         if batch_key:
-            redis.set(
-                batch_key,
-                json.dumps({"fingerprint": digest, "response": response}),
-                nx=True,
-                ex=self.idempotency_ttl,
-            )
+            try:
+                redis.set(
+                    batch_key,
+                    json.dumps({"fingerprint": digest, "response": response}),
+                    nx=True,
+                    ex=self.idempotency_ttl,
+                )
+            except RedisError as exc:
+                # The items are stored: answer them. A retry with this key then meets each
+                # item's duplicate guard (409 naming the stored application) instead.
+                log.warning("batch idempotency record not stored: %s", type(exc).__name__)
         return response
 
     # ------------------------------------------------------------------ read
@@ -443,6 +466,22 @@ def capped(errors: FieldErrors, limit: int) -> FieldErrors:
         *errors[: limit - 1],
         {"field": "", "code": "too_many_errors", "message": f"And {more} more errors."},
     ]
+
+
+def _rejected(index: int, exc: IntakeRejected, budget: list[int]) -> dict[str, Any]:
+    """One refused batch item. The answer stays bounded whatever the body: past the request's
+    error budget (``budget[0]``, spent here), an item says how many errors it had, not what
+    they were."""
+    outcome: dict[str, Any] = {"index": index, "status": exc.status, "detail": exc.detail}
+    if exc.errors:
+        shown = exc.errors[: max(0, budget[0])]
+        budget[0] -= len(shown)
+        if shown:
+            outcome["errors"] = shown
+        if len(shown) < len(exc.errors):
+            outcome["errors_omitted"] = len(exc.errors) - len(shown)
+    outcome.update(exc.extensions)
+    return outcome
 
 
 def fingerprint(data: Any, resume: ResumeUpload | None) -> str:

@@ -1,31 +1,47 @@
 """Delivering a micro-batch of applications to the org in as few API calls as possible.
 
-Per batch (up to 1,000 applications), with the ``job_portal`` connection:
+Per batch (up to 1,000 applications), with the ``job_portal`` connection, when the org has the
+gateway's External ID ``ATS_Gateway_Id__c`` (Text(64), External ID, Unique) on Contact and on
+``bpats__Job_Board_Application__c`` (*keyed* mode, the default of the gateway's setup):
 
 1. one ``/composite`` of up to 5 SOQL queries (``query_many``): every candidate email ->
    its Contact, and with a child subquery the applications that Contact already has for the
-   batch's jobs. This *dedupe query* runs at the start of every attempt, so an attempt that
-   follows a crash (even one after the org committed) finds what was created and creates
-   nothing twice;
-2. one ``/composite`` of sObject Collections (``bulk_create``) for the Contacts not found;
-3. one ``/composite`` of sObject Collections for the ``bpats__Job_Board_Application__c``
-   records (allOrNone false: one bad record does not sink the batch);
-4. resumes as ``ContentVersion`` with ``FirstPublishLocationId`` = the application, packed
+   batch's jobs, with their ``ATS_Gateway_Id__c``. An application found with the item's own id
+   is ours (an earlier attempt committed); one without it is someone else's (``duplicate``);
+2. one ``/composite`` of sObject Collections *upserts* (``PATCH
+   /composite/sobjects/{object}/ATS_Gateway_Id__c``): first the new candidates' Contacts (key:
+   a digest of the normalized email, so every attempt and every batch names the same Contact),
+   then the applications (key: the gateway's application id), each new candidate's application
+   pointing at its Contact by that key (``bpats__Contact__r: {ATS_Gateway_Id__c: ...}``), so
+   both collections travel in one call. A retry after any ambiguous failure (read timeout,
+   connection reset after the org committed) updates what the first attempt created instead of
+   creating it again. 2 calls per batch of up to 500 new candidates (1,000 records per call);
+3. resumes as ``ContentVersion`` with ``FirstPublishLocationId`` = the application, packed
    into collections by size.
 
+Without the fields (*unkeyed* mode) step 2 is two plain creates (Contacts, then applications:
+3 calls), and an ambiguous failure of a create is not retried blind: the batch is parked for
+``settle_seconds``, then the dedupe query re-reads the org and only what is really missing is
+created (exactly once as long as the org finishes a write within the settle time).
+
 Per-record failures map back to their application. Retryable ones (``Unavailable``,
-``RecordLocked``, ``RequestLimitExceeded``, rolled back) go back to the queue with backoff;
-permanent ones fail the application with the org's reason, in public field names.
+``RecordLocked``, ``RequestLimitExceeded``, rolled back, an upsert race on the key) go back to
+the queue with backoff; permanent ones fail the application with the org's reason naming the
+object and field. A refusal for a restricted picklist or a field length means the org's
+describe changed: ``describe_stale(object)`` refreshes it at once, so intake refuses the value
+with 422 from then on.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ats_gateway.metadata.preflight import GATEWAY_KEY
 from ats_gateway.salesforce import (
     AuthenticationFailed,
     ErrorDetail,
@@ -33,8 +49,12 @@ from ats_gateway.salesforce import (
     PermissionDenied,
     RecordOutcome,
     SalesforceError,
+    Subrequest,
+    SubResponse,
+    Unavailable,
     soql,
 )
+from ats_gateway.salesforce.errors import from_record_errors
 from ats_gateway.salesforce.soql import literal
 from ats_gateway.services.applications.intake import EMAIL, JOB
 from ats_gateway.services.delivery import Item, Outcome, ProgressRecorder
@@ -54,6 +74,13 @@ URI_LIMIT = 16_384  # bytes Salesforce accepts in a request URI
 URI_MARGIN = 512  # room for the instance host and the API version
 FILES_BYTES_PER_CALL = 30 * 1024 * 1024  # base64 bytes per composite of ContentVersions
 BUDGET_DEFER_SECONDS = 60.0
+SETTLE_SECONDS = 120.0  # unkeyed mode: how long an ambiguous write may take to become visible
+COLLECTION_SIZE = 200  # records per sObject Collections request
+HEAVY_PER_COMPOSITE = 5  # collections (or queries) per /composite call
+#: Upsert races on the key (two attempts at once): the next attempt finds the record.
+KEY_RACE_CODES = ("DUPLICATE_VALUE", "DUPLICATE_EXTERNAL_ID")
+#: The org refused a value its describe (as cached) allowed: the describe changed.
+STALE_DESCRIBE_CODES = ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "STRING_TOO_LONG")
 
 
 class OrgClient(Protocol):
@@ -67,9 +94,26 @@ class OrgClient(Protocol):
         self, sobject: str, records: Sequence[dict[str, Any]], *, all_or_none: bool = False
     ) -> list[RecordOutcome]: ...
 
+    def composite(
+        self, subrequests: Sequence[Subrequest], *, all_or_none: bool = False
+    ) -> list[SubResponse]: ...
+
+
+def contact_key(email: str) -> str:
+    """A new candidate's Contact key (``ATS_Gateway_Id__c``): the same for every attempt and
+    batch of that email, without the email itself in the field."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+_SELECT = "SELECT Id, Email, (SELECT Id, bpats__Job__c FROM bpats__Job_Board_Applications__r"
+_KEYED_SELECT = (
+    "SELECT Id, Email, (SELECT Id, bpats__Job__c, ATS_Gateway_Id__c "
+    "FROM bpats__Job_Board_Applications__r"
+)
+
 
 def dedupe_queries(
-    emails: Sequence[str], jobs: Sequence[str], *, api_version: str = "62.0"
+    emails: Sequence[str], jobs: Sequence[str], *, api_version: str = "62.0", keyed: bool = False
 ) -> list[str]:
     """SOQL resolving ``emails`` to Contacts with their applications to ``jobs``.
 
@@ -78,7 +122,7 @@ def dedupe_queries(
     """
     job_list = ",".join(literal(j) for j in sorted(set(jobs)))
     # Values are typed literals (escaped by the SOQL builder); no user text is concatenated.
-    select = "SELECT Id, Email, (SELECT Id, bpats__Job__c FROM bpats__Job_Board_Applications__r"
+    select = _KEYED_SELECT if keyed else _SELECT
     head = f"{select} WHERE bpats__Job__c IN ({job_list})) FROM Contact WHERE Email IN ("
     tail = ") ORDER BY CreatedDate"
     prefix = len(f"/services/data/v{api_version}/query?q=")
@@ -104,7 +148,12 @@ def _encoded_len(text: str) -> int:
 
 
 class ApplicationsDeliverer:
-    """A :class:`~ats_gateway.services.delivery.Deliverer` for applications."""
+    """A :class:`~ats_gateway.services.delivery.Deliverer` for applications.
+
+    ``keyed``: whether the org has the gateway's External IDs (a bool, or a callable asked per
+    batch, e.g. from the describe cache); ``describe_stale(object)``: called when the org
+    refused a value its cached describe allowed.
+    """
 
     def __init__(
         self,
@@ -114,12 +163,22 @@ class ApplicationsDeliverer:
         api_version: str = "62.0",
         max_jobs_per_query: int = 100,
         budget_defer_seconds: float = BUDGET_DEFER_SECONDS,
+        keyed: bool | Callable[[], bool] = False,
+        settle_seconds: float = SETTLE_SECONDS,
+        describe_stale: Callable[[str], Any] | None = None,
     ) -> None:
         self.client = client
         self.budget_defer_seconds = budget_defer_seconds
         self.org_errors = org_errors or _raw_errors
         self.api_version = api_version
         self.max_jobs_per_query = max_jobs_per_query
+        self.keyed = keyed
+        self.settle_seconds = settle_seconds
+        self.describe_stale = describe_stale
+        self._stale: set[str] = set()
+
+    def is_keyed(self) -> bool:
+        return bool(self.keyed() if callable(self.keyed) else self.keyed)
 
     # ------------------------------------------------------------------ entry point
 
@@ -128,14 +187,26 @@ class ApplicationsDeliverer:
         # Applications already created in an earlier attempt only lack their resume.
         fresh = [i for i, item in enumerate(items) if not item.progress.get("salesforce_id")]
         files = [i for i, item in enumerate(items) if item.progress.get("salesforce_id")]
-        if not self.client.may_spend(3 if fresh else 1):
+        keyed = self.is_keyed() if fresh else False
+        if not self.client.may_spend((2 if keyed else 3) if fresh else 1):
             why = {"code": "API_BUDGET_RESERVE", "message": "Waiting for the org's API budget."}
             return [Outcome.defer(self.budget_defer_seconds, **why) for _ in items]
+        self._stale = set()
         if fresh:
-            files.extend(self._create(items, fresh, outcomes, progress))
+            files.extend(self._create(items, fresh, outcomes, progress, keyed=keyed))
         if files:
             self._upload_resumes(items, files, outcomes, progress)
+        for sobject in sorted(self._stale):
+            self._refresh_describe(sobject)
         return [outcomes[i] for i in range(len(items))]
+
+    def _refresh_describe(self, sobject: str) -> None:
+        if self.describe_stale is None:
+            return
+        try:
+            self.describe_stale(sobject)
+        except Exception:  # the refusal is recorded either way; the next refresh catches up
+            log.warning("could not refresh the describe of %s", sobject, exc_info=True)
 
     # ------------------------------------------------------------------ contacts + applications
 
@@ -145,6 +216,8 @@ class ApplicationsDeliverer:
         indexes: list[int],
         outcomes: dict[int, Outcome],
         progress: ProgressRecorder,
+        *,
+        keyed: bool = False,
     ) -> list[int]:
         """Create what is missing; returns the indexes that still need their resume uploaded."""
         # One application per (email, job) per attempt; a twin in the same batch waits one
@@ -160,7 +233,7 @@ class ApplicationsDeliverer:
                 work.append(i)
 
         try:
-            contacts, existing = self._lookup(items, work)
+            contacts, existing = self._lookup(items, work, keyed=keyed)
         except SalesforceError as exc:
             for i in work:
                 outcomes[i] = self._on_error(exc)
@@ -172,8 +245,11 @@ class ApplicationsDeliverer:
             email, job = _key(item)
             found = existing.get((email, job[:15]))
             if found is not None:
-                app_id, contact_id = found
-                if item.progress.get("create_attempted"):
+                app_id, contact_id, gateway_id = found
+                ours = gateway_id == item.id or (
+                    not gateway_id and bool(item.progress.get("create_attempted"))
+                )
+                if ours:
                     # Our own earlier attempt committed before its worker could record it.
                     progress(item, salesforce_id=app_id, contact_id=contact_id)
                     if "resume" in item.attachments and not item.progress.get("resume_id"):
@@ -188,7 +264,117 @@ class ApplicationsDeliverer:
                     )
                 continue
             pending.append(i)
+        if keyed:
+            return self._upsert(items, pending, contacts, outcomes, progress)
+        return self._create_unkeyed(items, pending, contacts, outcomes, progress)
 
+    def _upsert(
+        self,
+        items: Sequence[Item],
+        pending: list[int],
+        contacts: dict[str, str],
+        outcomes: dict[int, Outcome],
+        progress: ProgressRecorder,
+    ) -> list[int]:
+        """Keyed mode: new Contacts and the applications upserted by ``ATS_Gateway_Id__c``,
+        both collections in one ``/composite`` call (per 1,000 records)."""
+        needs_file = [i for i in pending if items[i].progress.get("salesforce_id")]
+        to_create = [i for i in pending if not items[i].progress.get("salesforce_id")]
+        if not to_create:
+            return needs_file
+        new_contacts: dict[str, int] = {}  # email -> the item whose data makes the Contact
+        for i in to_create:
+            email = _key(items[i])[0]
+            if email not in contacts and email not in new_contacts:
+                new_contacts[email] = i
+        contact_records = [
+            {**self._contact(items[i]), GATEWAY_KEY: contact_key(email)}
+            for email, i in new_contacts.items()
+        ]
+        app_records = []
+        for i in to_create:
+            email = _key(items[i])[0]
+            record = dict(items[i].payload["record"])
+            record[GATEWAY_KEY] = items[i].id
+            if email in contacts:
+                record["bpats__Contact__c"] = contacts[email]
+            else:  # the Contact upserted just before, in the same call, by its key
+                record["bpats__Contact__r"] = {GATEWAY_KEY: contact_key(email)}
+            app_records.append(record)
+        progress.many([(items[i], {"create_attempted": True}) for i in to_create])
+        contact_results, app_results = self._upsert_calls(contact_records, app_records)
+
+        contact_outcome: dict[str, RecordOutcome] = dict(
+            zip(new_contacts, contact_results, strict=True)
+        )
+        created = []
+        for i, result in zip(to_create, app_results, strict=True):
+            item = items[i]
+            email = _key(item)[0]
+            made = contact_outcome.get(email)
+            if result.success and result.id:
+                contact_id = contacts.get(email) or (made.id if made and made.success else None)
+                created.append((i, {"salesforce_id": result.id, "contact_id": contact_id}))
+            elif made is not None and not made.success:
+                outcomes[i] = self._on_error(made.error, sobject="Contact")
+            else:
+                outcomes[i] = self._on_error(result.error)
+        progress.many([(items[i], change) for i, change in created])
+        for i, _ in created:
+            if "resume" in items[i].attachments:
+                needs_file.append(i)
+            else:
+                outcomes[i] = self._delivered(items[i])
+        return needs_file
+
+    def _upsert_calls(
+        self, contacts: list[dict[str, Any]], applications: list[dict[str, Any]]
+    ) -> tuple[list[RecordOutcome], list[RecordOutcome]]:
+        """Contacts, then applications, as upsert collections of 200, five per ``/composite``
+        (a call runs its subrequests in order, and each call after the one before)."""
+        chunks: list[tuple[str, list[dict[str, Any]]]] = []
+        for sobject, records in (("Contact", contacts), (APPLICATION, applications)):
+            for start in range(0, len(records), COLLECTION_SIZE):
+                chunks.append((sobject, records[start : start + COLLECTION_SIZE]))
+        results: dict[str, list[RecordOutcome]] = {"Contact": [], APPLICATION: []}
+        for start in range(0, len(chunks), HEAVY_PER_COMPOSITE):
+            group = chunks[start : start + HEAVY_PER_COMPOSITE]
+            subrequests = [
+                Subrequest(
+                    "PATCH",
+                    f"/composite/sobjects/{sobject}/{GATEWAY_KEY}",
+                    f"u{start + n}",
+                    {
+                        "allOrNone": False,
+                        "records": [{"attributes": {"type": sobject}, **r} for r in records],
+                    },
+                )
+                for n, (sobject, records) in enumerate(group)
+            ]
+            try:
+                answers: list[Any] = list(self.client.composite(subrequests, all_or_none=False))
+            except SalesforceError as exc:
+                answers = [exc] * len(group)
+            for (sobject, records), answer in zip(group, answers, strict=True):
+                first = len(results[sobject])
+                error = answer if isinstance(answer, SalesforceError) else answer.error
+                if error is None:
+                    results[sobject].extend(_collection_results(answer.body, first, len(records)))
+                else:
+                    results[sobject].extend(
+                        RecordOutcome(first + n, False, error=error) for n in range(len(records))
+                    )
+        return results["Contact"], results[APPLICATION]
+
+    def _create_unkeyed(
+        self,
+        items: Sequence[Item],
+        pending: list[int],
+        contacts: dict[str, str],
+        outcomes: dict[int, Outcome],
+        progress: ProgressRecorder,
+    ) -> list[int]:
+        """Without the gateway's External IDs: plain creates; an ambiguous failure parks."""
         # Contacts for candidates the org does not know yet, one per email.
         missing: dict[str, int] = {}
         for i in pending:
@@ -207,7 +393,7 @@ class ApplicationsDeliverer:
                 if result.success and result.id:
                     contacts[email] = result.id
                 else:
-                    failed_emails[email] = self._on_error(result.error, contact=True)
+                    failed_emails[email] = self._on_write_error(result.error, sobject="Contact")
             still: list[int] = []
             for i in pending:
                 email = _key(items[i])[0]
@@ -243,21 +429,34 @@ class ApplicationsDeliverer:
                     else:
                         outcomes[i] = self._delivered(item)
                 else:
-                    outcomes[i] = self._on_error(result.error)
+                    outcomes[i] = self._on_write_error(result.error)
         return needs_file
 
+    def _on_write_error(self, error: SalesforceError | None, *, sobject: str = APPLICATION):
+        """Unkeyed mode: a create whose outcome is unknown (no answer: read timeout, reset)
+        may have committed. Retrying at once would re-read the org before that write is
+        visible and create it again, so the batch is parked for the settle time first."""
+        if isinstance(error, Unavailable) and error.status is None:
+            return Outcome.defer(
+                self.settle_seconds,
+                code="AMBIGUOUS_WRITE",
+                message=f"No answer to a {sobject} create; re-reading the org before retrying.",
+            )
+        return self._on_error(error, sobject=sobject)
+
     def _lookup(
-        self, items: Sequence[Item], indexes: list[int]
-    ) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
-        """(email -> Contact id, (email, job id15) -> (application id, contact id))."""
+        self, items: Sequence[Item], indexes: list[int], *, keyed: bool = False
+    ) -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str, str]]]:
+        """(email -> Contact id, (email, job id15) -> (application id, contact id, its
+        ATS_Gateway_Id__c or ""))."""
         emails = sorted({_key(items[i])[0] for i in indexes})
         jobs = sorted({items[i].payload["record"][JOB] for i in indexes})
         queries: list[str] = []
         for start in range(0, len(jobs), self.max_jobs_per_query):
             group = jobs[start : start + self.max_jobs_per_query]
-            queries.extend(dedupe_queries(emails, group, api_version=self.api_version))
+            queries.extend(dedupe_queries(emails, group, api_version=self.api_version, keyed=keyed))
         contacts: dict[str, str] = {}
-        existing: dict[tuple[str, str], tuple[str, str]] = {}
+        existing: dict[tuple[str, str], tuple[str, str, str]] = {}
         if not queries:
             return contacts, existing
         for records in self.client.query_many(queries):
@@ -269,7 +468,8 @@ class ApplicationsDeliverer:
                 children = contact.get("bpats__Job_Board_Applications__r") or {}
                 for app in children.get("records") or ():
                     job = str(app.get("bpats__Job__c") or "")[:15]
-                    existing.setdefault((email, job), (app["Id"], contact["Id"]))
+                    gateway_id = str(app.get(GATEWAY_KEY) or "")
+                    existing.setdefault((email, job), (app["Id"], contact["Id"], gateway_id))
         return contacts, existing
 
     def _contact(self, item: Item) -> dict[str, Any]:
@@ -396,14 +596,21 @@ class ApplicationsDeliverer:
         result.update(extra)
         return Outcome.delivered(**result)
 
-    def _on_error(self, error: SalesforceError | None, *, contact: bool = False) -> Outcome:
+    def _on_error(self, error: SalesforceError | None, *, sobject: str = APPLICATION) -> Outcome:
         if error is None:
             return Outcome.retry(code="UNKNOWN", message="The org gave no outcome for the record.")
         code = error.error_code or type(error).__name__
-        if error.retryable or isinstance(error, AuthenticationFailed):
+        if error.retryable or isinstance(error, AuthenticationFailed) or code in KEY_RACE_CODES:
+            # KEY_RACE_CODES: two upserts of one key at once; the next attempt finds the record.
             return Outcome.retry(code=code, message=error.message)
         details = list(error.errors or ())
-        if contact:
+        if any(d.error_code in STALE_DESCRIBE_CODES for d in details) or (
+            code in STALE_DESCRIBE_CODES
+        ):
+            self._stale.add(sobject)
+        named = sorted({f for d in details for f in d.fields})
+        if sobject == "Contact":
+            # A Contact's field errors are the candidate's: report them under the application's.
             details = [
                 ErrorDetail(
                     d.error_code,
@@ -414,9 +621,34 @@ class ApplicationsDeliverer:
             ]
         errors = self.org_errors(details)
         reason = error.message or code
+        if sobject == "Contact":
+            # Refused on the candidate's Contact, not on the application: say so publicly too.
+            reason = "The org refused the candidate's Contact: " + reason
+            for entry in errors:
+                for name in ("field", "message"):
+                    entry[name] = entry[name].replace("(record)", "(contact)")
         if isinstance(error, OperationNotAllowed | PermissionDenied):
             reason = "The gateway's integration user may not do this in the org: " + reason
-        return Outcome.failed(code=code, reason=reason, errors=errors)
+        # For operators (dead-letter list): the object and the fields the org named, API names.
+        return Outcome.failed(
+            code=code, reason=reason, errors=errors, object=sobject, org_fields=named
+        )
+
+
+def _collection_results(body: Any, first: int, count: int) -> list[RecordOutcome]:
+    """The SaveResult / UpsertResult array of one collections subresponse, in record order."""
+    if not isinstance(body, list) or len(body) != count:
+        error = Unavailable(f"expected {count} results in a collections answer")
+        return [RecordOutcome(first + n, False, error=error) for n in range(count)]
+    out = []
+    for n, item in enumerate(body):
+        if isinstance(item, Mapping) and item.get("success") is True:
+            out.append(RecordOutcome(first + n, True, item.get("id"), created=item.get("created")))
+        else:
+            errors = item.get("errors") if isinstance(item, Mapping) else None
+            error = from_record_errors(errors or []) if errors else Unavailable("no outcome")
+            out.append(RecordOutcome(first + n, False, error=error))
+    return out
 
 
 def _key(item: Item) -> tuple[str, str]:

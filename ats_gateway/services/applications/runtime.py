@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ats_gateway.config import Settings
+from ats_gateway.metadata.preflight import gateway_keys_ready
 from ats_gateway.metadata.service import Metadata
 from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.services.applications.intake import ApplicationService, JobIsOpen, ResumeRule
@@ -48,4 +49,8 @@ def build_deliverer(
         org_errors=LiveSchema(metadata).org_errors,
         api_version=settings.connections[CONNECTION].api_version,
         budget_defer_seconds=settings.delivery_budget_defer_seconds,
+        # Upsert by ATS_Gateway_Id__c where the org has it (the describe cache says so).
+        keyed=lambda: gateway_keys_ready(metadata.cache.get, CONNECTION),
+        settle_seconds=settings.delivery_settle_seconds,
+        describe_stale=lambda sobject: metadata.cache.refresh(CONNECTION, sobject, force=True),
     )

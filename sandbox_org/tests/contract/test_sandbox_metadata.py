@@ -150,9 +150,10 @@ def test_describe_flags_follow_the_caller(admin, portal, feedback):
     path = "/sobjects/bpats__Job_Board_Application__c/describe"
     a, p = admin.get(path).json(), portal.get(path).json()
     assert (a["createable"], a["updateable"], a["deletable"]) == (True, True, True)
+    # updateable: ATS Gateway Candidate Intake grants edit, for upserts by ATS_Gateway_Id__c
     assert (p["createable"], p["updateable"], p["deletable"], p["queryable"]) == (
         True,
-        False,
+        True,
         False,
         True,
     )

@@ -26,7 +26,7 @@ def test_job_portal_reads_jobs_but_cannot_write_them(portal, job):
     )
 
 
-def test_job_portal_creates_applications_and_contacts_but_cannot_delete(portal, job):
+def test_job_portal_creates_and_edits_applications_and_contacts_but_cannot_delete(portal, job):
     contact = portal.create("Contact", {"LastName": "Applicant", "Email": "a@example.com"})
     app_id = portal.create(
         "bpats__Job_Board_Application__c",
@@ -42,8 +42,8 @@ def test_job_portal_creates_applications_and_contacts_but_cannot_delete(portal, 
     assert r.status_code == 400
     assert error_of(r)["errorCode"] == "INSUFFICIENT_ACCESS_OR_READONLY"
     assert portal.delete(f"/sobjects/Contact/{contact}").status_code == 400
-    # no edit either
-    assert portal.patch(f"/sobjects/Contact/{contact}", json={"Title": "x"}).status_code == 400
+    # edit is granted (ATS Gateway Candidate Intake): delivery upserts by ATS_Gateway_Id__c
+    assert portal.patch(f"/sobjects/Contact/{contact}", json={"Title": "x"}).status_code == 204
 
 
 def test_job_portal_cannot_see_interviews(portal, admin):

@@ -89,3 +89,24 @@ def test_readiness_names_missing_grants(online, org):
         "(permission set 'External Interview Feedback [bpats__External_Interview_Feedback]'); "
         "needed by POST /v1/feedback/{token}"
     ]
+
+
+def test_doctor_checks_the_gateways_external_ids(online, org):
+    """`doctor` checks ATS_Gateway_Id__c on Contact and the application: External ID, Unique,
+    writable. Without it delivery still runs (unkeyed), but doctor says what to create."""
+    from ats_gateway.metadata.preflight import GATEWAY_KEY, gateway_keys_ready
+
+    code, text = doctor(online, "job_portal")
+    assert code == 0
+    assert f"upsert by {GATEWAY_KEY} on Contact ok" in text
+    assert gateway_keys_ready(online.cache.get)
+    org.change_field("bpats__Job_Board_Application__c", GATEWAY_KEY, unique=False)
+    online.refresh()
+    code, text = doctor(online, "job_portal")
+    assert code == 1
+    assert (
+        f"MISSING connection job_portal: cannot upsert by {GATEWAY_KEY} on "
+        f"bpats__Job_Board_Application__c: bpats__Job_Board_Application__c.{GATEWAY_KEY} is not "
+        "Unique" in text
+    )
+    assert not gateway_keys_ready(online.cache.get)

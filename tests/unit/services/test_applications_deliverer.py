@@ -256,3 +256,51 @@ def test_twins_in_one_batch_are_created_once():
     first, twin = deliverer(org).deliver([item(0), item(0)], progress)
     assert first.kind == "delivered" and twin.kind == "defer"
     assert len(org.apps) == 1
+
+
+# ---------------------------------------------------------------------- issue [14]
+
+
+def test_unkeyed_an_unanswered_create_parks_the_batch_a_refused_one_retries():
+    """Without the External IDs a create with no answer may have committed: park for the settle
+    time (then the dedupe query reads the org again); a 503 answer is a plain retry."""
+    org = StandInOrg(
+        fail={
+            ("Contact", "c0@example.com"): Unavailable("POST /composite timed out (ReadTimeout)"),
+            ("Contact", "c1@example.com"): Unavailable("server unavailable", status=503),
+        }
+    )
+    deliverer = ApplicationsDeliverer(org, keyed=False, settle_seconds=42)
+    parked, retried = deliverer.deliver([item(0), item(1)], progress)
+    assert parked.kind == "defer" and parked.delay == 42
+    assert parked.body["code"] == "AMBIGUOUS_WRITE"
+    assert retried.kind == "retry"
+
+
+def test_a_contact_refusal_names_the_contact_and_the_fields_the_org_named():
+    rule = RecordInvalid(
+        "Candidates from this domain are blocked.",
+        error_code="FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        fields=("Email",),
+    )
+    org = StandInOrg(fail={("Contact", "c0@example.com"): rule})
+    (failed,) = ApplicationsDeliverer(org).deliver([item(0)], progress)
+    assert failed.kind == "failed"
+    assert failed.body["object"] == "Contact"
+    assert failed.body["org_fields"] == ["Email"]
+    assert failed.body["reason"].startswith("The org refused the candidate's Contact: ")
+    assert failed.body["errors"][0]["field"] == "bpats__Email__c"  # the application's field
+
+
+def test_a_restricted_picklist_refusal_refreshes_that_objects_describe():
+    stale: list[str] = []
+    refused = RecordInvalid(
+        "bad value for restricted picklist field: Job Board",
+        error_code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        fields=("bpats__Source__c",),
+    )
+    org = StandInOrg(fail={("bpats__Job_Board_Application__c", "c0@example.com"): refused})
+    deliverer = ApplicationsDeliverer(org, describe_stale=stale.append)
+    failed, ok = deliverer.deliver([item(0), item(1)], progress)
+    assert failed.kind == "failed" and ok.kind == "delivered"
+    assert stale == ["bpats__Job_Board_Application__c"]  # once per batch, not per record
