@@ -16,22 +16,15 @@ from flask import Blueprint, request, url_for
 
 from ats_gateway.errors import (
     BadRequest,
-    Conflict,
     Gone,
     NotFound,
-    PayloadTooLarge,
-    ServiceUnavailable,
     Unauthorized,
-    ValidationFailed,
 )
 from ats_gateway.extensions import services
 from ats_gateway.metadata.openapi import Operation
 from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import public
 from ats_gateway.services.applications import (
-    DuplicateApplication,
-    IntakeRejected,
-    ResumeTooLarge,
     ResumeUpload,
     indeed,
 )
@@ -62,7 +55,8 @@ def indeed_apply():
 
     secret = services().settings.indeed_apply_secret
     if not secret:
-        raise ServiceUnavailable("Indeed Apply is not configured on this gateway.")
+        # Not configured: the endpoint does not exist here (as a feed without its key).
+        raise NotFound("Indeed Apply is not enabled on this gateway.")
     body = request.get_data(cache=True)
     if not indeed.verify(secret, body, request.headers.get(indeed.SIGNATURE_HEADER)):
         raise Unauthorized(f"{indeed.SIGNATURE_HEADER} is missing or does not match the body.")
@@ -76,20 +70,14 @@ def indeed_apply():
     if state == "missing":
         raise NotFound(f"No open job with id {parsed.job_id!r}.")
     resume = ResumeUpload(*parsed.resume) if parsed.resume else None
-    try:
-        accepted = service().submit(
-            parsed.data,
-            resume,
-            idempotency_key=parsed.indeed_id or None,
-            scope=SCOPE,
-            via=indeed.VIA,
-        )
-    except DuplicateApplication as exc:
-        raise Conflict(exc.detail, **exc.extensions) from None
-    except ResumeTooLarge as exc:
-        raise PayloadTooLarge(exc.detail, errors=exc.errors, **exc.extensions) from None
-    except IntakeRejected as exc:
-        raise ValidationFailed(exc.errors, exc.detail, **exc.extensions) from None
+    # Intake's refusals (409, 413, 422) become problems through the one table (api.PROBLEMS).
+    accepted = service().submit(
+        parsed.data,
+        resume,
+        idempotency_key=parsed.indeed_id or None,
+        scope=SCOPE,
+        via=indeed.VIA,
+    )
     schedule_delivery(services().settings, services().redis)
     status_url = url_for("applications.status", application_id=accepted.id)
     headers = {"Location": status_url}

@@ -191,6 +191,17 @@ OPERATIONS = [
     ),
     Operation(
         "GET",
+        "/jobs/sitemap-{part}.xml",
+        "One part of the sitemap index",
+        tag="feeds",
+        description="Listed by the index at `/jobs/sitemap.xml` when there are more than "
+        "50,000 public jobs; 404 for a part the index does not list.",
+        path_params={"part": "the part's number, from 1"},
+        responses={200: Documented("The part")},
+        errors=(404, 429, 503),
+    ),
+    Operation(
+        "GET",
         "/feeds/indeed.xml",
         "Indeed XML job feed",
         tag="feeds",

@@ -17,6 +17,7 @@ import requests
 
 from ats_gateway.api.demo import announce_demo, demo_origins, enabled
 from ats_gateway.config import PROJECT_ROOT
+from ats_gateway.security import KeyStore
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -292,8 +293,12 @@ def test_apply_with_resume_until_delivered(page, live_server):
     page.wait_for_selector("#application-status[data-status='delivered']", timeout=45_000)
     assert page.locator("#application-status").inner_text() == "Delivered"
 
-    # the gateway's own record (read with the secret key) agrees
-    record = api(live_server, body["status_url"], key=live_server.secret_key)
+    # the gateway's own record agrees (read as the operator: since [15] a job board's key
+    # reads only the applications it submitted itself)
+    _, operator = KeyStore(live_server.redis).create(
+        kind="secret", name="browser test operator", scopes=["admin"]
+    )
+    record = api(live_server, body["status_url"], key=operator)
     assert record["status"] == "delivered"
     # the page read the candidate's receipt (no key, no relay) and saw it move on
     assert body["receipt_url"].startswith(live_server.url + "/v1/receipts/")
