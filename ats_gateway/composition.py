@@ -130,7 +130,12 @@ def build_services(settings: Settings) -> Services:
     # staleness, beat's full reload stands down); jobs that left answer 410 for 30 days.
     events_state = EventsState(redis_client, heartbeat_seconds=settings.events_heartbeat_seconds)
     jobs.kept_current = events_state.live
-    jobs.gone = GoneJobs(redis_client).__contains__
+    gone_jobs = GoneJobs(redis_client)
+    jobs.gone = gone_jobs.__contains__
+    jobs.left = gone_jobs.record
+
+    feeds = build_feeds(settings, jobs, redis_client)
+    feeds.gone = closed_job_lookup(feeds.gone, gone_jobs)
 
     applications_outbox = Outbox.from_settings(redis_client, applications_runtime.KIND, settings)
     applications = applications_runtime.build_service(
@@ -191,7 +196,7 @@ def build_services(settings: Settings) -> Services:
             if settings.secret_key
             else None  # receipts are signed: no secret, no receipt_url
         ),
-        feeds=build_feeds(settings, jobs, redis_client),
+        feeds=feeds,
     )
     register_checks(services)
     register_metrics(services)
@@ -202,6 +207,21 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
+
+
+def closed_job_lookup(history, gone_jobs: GoneJobs):
+    """What the feeds say of a closed job: the details the feeds' version history kept (title,
+    posting date: the expired JSON-LD), else, for a job the jobs service knows left (a change
+    event, a reconciliation), its id and the time of asking. One answer to "is it gone?"
+    whichever path saw the job leave."""
+
+    def lookup(job_id: str) -> dict[str, Any] | None:
+        found = history(job_id)
+        if found is None and job_id in gone_jobs:
+            found = {"id": job_id, "title": "", "posted_at": None, "gone_at": time.time()}
+        return found
+
+    return lookup
 
 
 def job_title_lookup(jobs: JobsService):

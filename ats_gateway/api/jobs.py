@@ -28,6 +28,7 @@ from ats_gateway.metadata import Operation
 from ats_gateway.metadata import Response as Documented
 from ats_gateway.security import public, require_scope
 from ats_gateway.services.jobs import (
+    JobGone,
     JobsService,
     Rendered,
 )
@@ -85,9 +86,15 @@ def job_facets():
 @bp.get("/v1/jobs/<job_id>")
 @require_scope("jobs:read")
 def get_job(job_id: str):
-    """One public job by its 15- or 18-character id; closed in the last 30 days -> 410,
-    unknown -> 404."""
-    return _send(_service().get_job(job_id))
+    """One public job by its 15- or 18-character id; closed in the last 30 days -> 410 with
+    `valid_through` (when it left), unknown -> 404."""
+    try:
+        return _send(_service().get_job(job_id))
+    except JobGone:
+        from ats_gateway.api.feeds import raise_if_gone  # (feeds' module builds on this one)
+
+        raise_if_gone(job_id)  # the same 410, with the expired posting's valid_through
+        raise
 
 
 def _verify_hook_signature(secret: str) -> None:

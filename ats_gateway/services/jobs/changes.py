@@ -82,6 +82,11 @@ class GoneJobs:
         if keys:
             self.redis.delete(*keys)
 
+    def record(self, gone: Iterable[str], present: Iterable[str]) -> None:
+        """After a full reload: what left is gone, what is listed is not (reopened)."""
+        self.add(gone)
+        self.discard(present)
+
     def __contains__(self, ident: str) -> bool:
         return len(ident) in (15, 18) and bool(self.redis.exists(GONE_PREFIX + ident[:15]))
 
@@ -380,22 +385,9 @@ class SnapshotChanges:
         return self.apply([JobChange("DELETE", tuple(expired))])
 
     def reconcile(self) -> Any:
-        """The full reload (safety net); jobs that left the public set meanwhile become gone."""
-        before = self._ids()
-        result = self.service.refresh(blocking=True)
-        after = self._ids()
-        if before is not None and after is not None:
-            self.gone.add(before - after)
-            self.gone.discard(after)
-        return result
-
-    def _ids(self) -> set[str] | None:
-        pointer = self.store.pointer()
-        snapshot = self.store.load(pointer.version) if pointer else None
-        if snapshot is None:
-            return None
-        id_field = self.service.contract().id_field
-        return {str(r[id_field]) for r in snapshot.records}
+        """The full reload (safety net); jobs that left the public set meanwhile become gone
+        (the service reports them to :meth:`GoneJobs.record` on every full reload)."""
+        return self.service.refresh(blocking=True)
 
 
 def _parse_datetime(value: Any) -> dt.datetime | None:

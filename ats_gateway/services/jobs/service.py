@@ -133,6 +133,9 @@ class JobsService:
         # is not a reason to reload) and remembers jobs that left (410 instead of 404).
         self.kept_current: Callable[[], bool] = lambda: False
         self.gone: Callable[[str], bool] = lambda job_id: False
+        #: Told, after each full reload, which ids left the public set and which are in it
+        #: (so a job closed in the org answers 410 whatever path noticed it first).
+        self.left: Callable[[set[str], set[str]], Any] = lambda gone, present: None
 
     def parse(self, args: Args, contract: JobsContract, *, listing: bool = True) -> JobQuery:
         """Validate query parameters with the metadata layer's `job_filters` schema
@@ -216,6 +219,7 @@ class JobsService:
             calls = None
             if calls_before is not None:
                 calls = getattr(client, "api_calls", 0) - calls_before
+            previous = self._published_ids(contract.id_field)
             pointer = self.store.publish(
                 records,
                 snapshot_at=started,
@@ -223,11 +227,20 @@ class JobsService:
                 api_calls=calls if calls is not None else "",
             )
             log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
+            if previous is not None:
+                present = {str(r[contract.id_field]) for r in records}
+                self.left(previous - present, present)
             return RefreshResult("refreshed", pointer.version, len(records), calls)
         finally:
             # A lock that expired while we worked has nothing to undo.
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
+
+    def _published_ids(self, id_field: str) -> set[str] | None:
+        """The ids of the current snapshot (None: there is none yet)."""
+        pointer = self.store.pointer()
+        snapshot = self.store.load(pointer.version) if pointer else None
+        return None if snapshot is None else {str(r[id_field]) for r in snapshot.records}
 
     def _refresh_soon(self) -> None:
         """A stale snapshot: refresh in the background (one process at a time, throttled)."""
