@@ -79,6 +79,7 @@ class Settings:
     api_calls_per_day: int = 0
     api_interactive_headroom: float = 0.05  # of the ceiling, left by delivery for interactive
     delivery_max_wait_seconds: float = 900.0  # latency bound of a paced delivery
+    delivery_paced: bool = True  # false: only the fixed micro-batch window (the old behaviour)
     budget_probe_seconds: float = 300.0  # paused or waiting: ask /limits at most this often
     jobs_hook_secret: str = field(default="", repr=False)
     cors_max_age: int = 600
