@@ -175,9 +175,10 @@ class Pacer:
         """The bucket now: accrued at ``rate`` since the last look, less every call since."""
         if "at" not in state:
             return cap  # a fresh start: one batch may go at once
-        accrued = min(cap, state.get("tokens", cap) + max(0.0, now - state["at"]) * rate)
         spent = max(0, total - int(state.get("total", total)))
-        return max(accrued - spent, -rate * 3600)  # owe at most an hour of pace
+        accrued = max(0.0, now - state["at"]) * rate
+        tokens = min(cap, state.get("tokens", cap) - spent + accrued)
+        return max(tokens, -rate * 3600)  # owe at most an hour of pace
 
     # ------------------------------------------------------------------ the decision
 
