@@ -236,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 over = " **over**" if r["steady"] > ceiling else ""
                 lost = f" ({r['not_delivered']} not delivered)" if r["not_delivered"] else ""
+                steady_per_1000 = r["steady"] / (rate * 86400) * 1000
                 cells.append(
-                    f"| {r['calls']:,} ({r['n']:,} apps){lost} | {r['per_1000']:,.0f} | "
+                    f"| {r['calls']:,} ({r['n']:,} apps){lost} | {r['per_1000']:,.0f} "
+                    f"({steady_per_1000:,.0f}) | "
                     f"{r['steady']:,.0f}{over} ({r['projected']:,.0f}) | "
                     f"{r['p50']:.1f} / {r['p95']:.1f} s "
                 )
@@ -259,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         "counter from the first POST until the last delivery; projected/day: calls while "
         "applications arrived after the first batch / that time x 86,400 (**over**: above the "
         "ceiling; in brackets: including the first batch, which a fresh start sends at once from "
-        "a full allowance); latency: accepted -> delivered.\n\n"
+        "a full allowance); per 1,000: all calls of the run / applications (in brackets: the "
+        "steady projection / applications a day at that rate); latency: accepted -> "
+        "delivered.\n\n"
         "| org limit/day | ceiling | apps/s | paced: calls | per 1,000 | projected/day | "
         "p50 / p95 | fixed 2 s: calls | per 1,000 | projected/day | p50 / p95 |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n" + burst_line

@@ -170,3 +170,21 @@ def test_forecast_reports_spend_by_purpose_and_the_eta(redis_client, budget, clo
     assert d["queued"] == 1 and d["decision"] == "pacing"
     assert d["eta_seconds"] == pytest.approx(d["wait_seconds"], abs=0.2)
     assert d["wait_seconds"] == pytest.approx(5 / 3000 * 86400, abs=1)
+
+
+def test_the_budget_command_prints_the_forecast(redis_client, budget, clock):
+    from ats_gateway.tasks.budget import render
+
+    pacer, outbox = make(redis_client, budget, clock)
+    queue(outbox, 2)
+    pacer.decide(outbox)
+    spend(budget, 3)
+    spend(budget, 1, purpose="interactive")
+    clock.now += 10
+    text = render(pacer.forecast(outbox))
+    assert f"org {budget.org}: 200 of 15,000 calls used (reserve 1,500)" in text
+    assert "ceiling: 3,000 calls / 24 h (ATS_GATEWAY_API_SHARE 0.2 x org limit 15000)" in text
+    assert "spent 4, left 2,996" in text
+    assert "delivery 3, feedback 0, reconciliation 0, describe 0, probe 0, interactive 1" in text
+    assert "delivery: 2 queued (2 due, oldest waiting 10 s); pacing" in text
+    assert "next batch in 105 s (max wait 900 s)" in text
