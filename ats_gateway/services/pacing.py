@@ -19,8 +19,9 @@ in this order:
    interactive calls (``ATS_GATEWAY_API_INTERACTIVE_HEADROOM``): wait until the window frees;
 4. a full batch (``delivery_batch_size``): send;
 5. the batch's cost fits the allowance accrued since the last send: send. The allowance is a
-   token bucket filled at ``ceiling / 86400`` calls a second, capped at one batch (or one
-   micro-batch window's worth on a large org), and *debited by every call of ours*, so
+   token bucket filled at ``ceiling / 86400`` calls a second (less when the org's other users
+   leave less than the ceiling above the reserve), holding one batch or a minute of pace,
+   whichever is more, and *debited by every call of ours*, so
    interactive reads (a feedback link, a form read) always go first and delivery waits for
    what they leave;
 6. the oldest due item has waited ``ATS_GATEWAY_DELIVERY_MAX_WAIT_SECONDS``: send anyway (the
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_COST = 3.0  # dedupe query + Contacts + applications (services/applications/org.py)
 DELIVERY = "delivery"
+BURST_SECONDS = 60.0  # the allowance holds at most a minute of pace (and at least one batch)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,15 @@ class Pacer:
         share = self.settings.share
         return int(snap.limit * share), f"ATS_GATEWAY_API_SHARE {share:g} x org limit {snap.limit}"
 
+    @staticmethod
+    def pace_per_day(ceiling: int, snap: BudgetSnapshot, spent: int) -> float:
+        """The calls a day delivery paces itself to: the ceiling, or less when the org's other
+        users leave less than that above the reserve (what they use stays used: the org's
+        remaining calls plus our own last 24 h, less the reserve)."""
+        if snap.remaining is None or snap.reserve is None:
+            return float(ceiling)
+        return float(max(min(ceiling, snap.remaining + spent - snap.reserve), 0))
+
     def _state_key(self, budget: ApiBudget) -> str:
         return f"{budget.key_prefix}pace:{budget.org}"
 
@@ -206,11 +217,11 @@ class Pacer:
         ceiling, _ = self.ceiling(snap)
         if ceiling is None:
             return Decision(True, "unknown_limit", cost=cost)
-        rate = ceiling / WINDOW_SECONDS
-        cap = max(cost, rate * s.window)
+        spent = sum(budget.spent().values())
+        rate = self.pace_per_day(ceiling, snap, spent) / WINDOW_SECONDS
+        cap = max(cost, rate * max(s.window, BURST_SECONDS))
         tokens = self._tokens(state, now, rate, cap, budget.calls_ever())
         common = {"cost": cost, "tokens": tokens, "ceiling": ceiling, "rate": rate}
-        spent = sum(budget.spent().values())
         room = ceiling * (1 - s.headroom) - spent
         if room < cost:
             wait = self._until_frees(budget, cost - room)
@@ -341,6 +352,7 @@ class Pacer:
             "spent_24h": {**spent, "all": total},
             "ceiling_left": None if ceiling is None else ceiling - total,
             "pace_calls_per_second": decision.rate,
+            "pace_calls_per_day": None if decision.rate is None else round(decision.rate * 86400),
             "batch_cost": round(self._cost(state), 2),
             "delivery": {
                 "queued": queued,

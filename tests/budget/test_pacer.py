@@ -188,3 +188,20 @@ def test_the_budget_command_prints_the_forecast(redis_client, budget, clock):
     assert "delivery 3, feedback 0, reconciliation 0, describe 0, probe 0, interactive 1" in text
     assert "delivery: 2 queued (2 due, oldest waiting 10 s); pacing" in text
     assert "next batch in 105 s (max wait 900 s)" in text
+
+
+def test_other_integrations_slow_the_pace(redis_client, budget, clock):
+    """Other users of the org used 12,000 of its 15,000 calls: above the 1,500 reserve only
+    1,500 are left, less than the 3,000 ceiling, so delivery paces itself to 1,500 a day."""
+    pacer, outbox = make(redis_client, budget, clock)
+    queue(outbox, 1)
+    assert pacer.decide(outbox).send
+    spend(budget, 3, used=203)
+    clock.now += 1
+    normal = pacer.decide(outbox)
+    budget.record("api-usage=12003/15000", count=False)
+    slow = pacer.decide(outbox)
+    assert normal.rate * 86400 == pytest.approx(3000)
+    assert slow.rate * 86400 == pytest.approx(1500)
+    assert slow.wait == pytest.approx(2 * normal.wait, rel=0.05)
+    assert pacer.forecast(outbox)["pace_calls_per_day"] == 1500
