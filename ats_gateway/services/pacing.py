@@ -181,11 +181,17 @@ class Pacer:
         return max(1.0, state.get("cost", DEFAULT_BATCH_COST))
 
     def _tokens(
-        self, state: dict[str, float], now: float, rate: float, cap: float, total: int
+        self,
+        state: dict[str, float],
+        now: float,
+        rate: float,
+        cap: float,
+        total: int,
+        initial: float,
     ) -> float:
         """The bucket now: accrued at ``rate`` since the last look, less every call since."""
         if "at" not in state:
-            return cap  # a fresh start: one batch may go at once
+            return initial  # a fresh start: one batch may go at once
         spent = max(0, total - int(state.get("total", total)))
         accrued = max(0.0, now - state["at"]) * rate
         tokens = min(cap, state.get("tokens", cap) - spent + accrued)
@@ -220,7 +226,7 @@ class Pacer:
         spent = sum(budget.spent().values())
         rate = self.pace_per_day(ceiling, snap, spent) / WINDOW_SECONDS
         cap = max(cost, rate * max(s.window, BURST_SECONDS))
-        tokens = self._tokens(state, now, rate, cap, budget.calls_ever())
+        tokens = self._tokens(state, now, rate, cap, budget.calls_ever(), initial=cost)
         common = {"cost": cost, "tokens": tokens, "ceiling": ceiling, "rate": rate}
         room = ceiling * (1 - s.headroom) - spent
         if room < cost:
