@@ -17,7 +17,8 @@ in this order:
    ``ATS_GATEWAY_BUDGET_PROBE_SECONDS`` (so delivery resumes without outside traffic);
 3. our rolling 24 h spend plus the batch would pass the ceiling less a headroom kept for
    interactive calls (``ATS_GATEWAY_API_INTERACTIVE_HEADROOM``): wait until the window frees;
-4. a full batch (``delivery_batch_size``): send;
+4. a full batch (``delivery_batch_size``): send; less than ``delivery_window_seconds`` since
+   the last send: wait for the window (what arrives meanwhile travels together);
 5. the batch's cost fits the allowance accrued since the last send: send. The allowance is a
    token bucket filled at ``ceiling / 86400`` calls a second (less when the org's other users
    leave less than the ceiling above the reserve), holding one batch or a minute of pace,
@@ -234,6 +235,9 @@ class Pacer:
             return Decision(False, "ceiling_exhausted", wait, **common)
         if due >= s.batch_size:
             return Decision(True, "full", 0.0, **common)
+        since = now - state.get("last_send", -math.inf)
+        if since < s.window:  # the micro-batch window: what arrives meanwhile travels together
+            return Decision(False, "window", s.window - since, **common)
         if tokens >= cost:
             return Decision(True, "allowance", 0.0, **common)
         age = now - oldest if oldest is not None else 0.0

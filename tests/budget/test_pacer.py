@@ -205,3 +205,20 @@ def test_other_integrations_slow_the_pace(redis_client, budget, clock):
     assert slow.rate * 86400 == pytest.approx(1500)
     assert slow.wait == pytest.approx(2 * normal.wait, rel=0.05)
     assert pacer.forecast(outbox)["pace_calls_per_day"] == 1500
+
+
+def test_a_large_org_still_gathers_a_window(redis_client, budget, clock):
+    """On a 1,000,000-call org the allowance is never short; batches still leave at most once
+    per micro-batch window, so what arrives meanwhile travels together."""
+    budget.record("api-usage=100/1000000", count=False)
+    pacer, outbox = make(redis_client, budget, clock, window=2.0)
+    queue(outbox, 1)
+    assert pacer.decide(outbox).send
+    spend(budget, 3, used=103)
+    pacer.sent(3)
+    clock.now += 0.5
+    waiting = pacer.decide(outbox)
+    assert (waiting.send, waiting.reason) == (False, "window")
+    assert waiting.wait == pytest.approx(1.5)
+    clock.now += 1.5
+    assert pacer.decide(outbox).reason == "allowance"
