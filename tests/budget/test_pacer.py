@@ -214,7 +214,8 @@ def test_a_large_org_still_gathers_a_window(redis_client, budget, clock):
     pacer, outbox = make(redis_client, budget, clock, window=2.0)
     queue(outbox, 1)
     assert pacer.decide(outbox).send
-    spend(budget, 3, used=103)
+    spend(budget, 3)
+    budget.record("api-usage=103/1000000", count=False)
     pacer.sent(3)
     clock.now += 0.5
     waiting = pacer.decide(outbox)
