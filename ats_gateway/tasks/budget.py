@@ -74,7 +74,12 @@ def render(f: dict[str, Any]) -> str:
 
 
 def cmd_budget(args: Any, settings: Settings | None = None) -> int:
-    f = forecast(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    try:
+        f = forecast(settings)
+    except redis.RedisError as exc:
+        sys.stderr.write(f"cannot read the budget from Redis ({type(exc).__name__})\n")
+        return 1
     sys.stdout.write((json.dumps(f, indent=2) if args.json else render(f)) + "\n")
     return 0
 
