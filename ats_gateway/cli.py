@@ -8,6 +8,8 @@
                                                  (metadata/cli.py)
     ats-gateway dlq list|show|replay|drop        dead-lettered deliveries (tasks/applications.py)
     ats-gateway feedback-link INTERVIEW_ID ...   interviewer links (here)
+    ats-gateway budget [--json]                  API spend by purpose, ceiling, delivery forecast
+                                                 (tasks/budget.py)
 
 Every command but `dev` and `sandbox` reads the gateway's settings from `ATS_GATEWAY_*`
 (`source .ats-gateway/gateway.env` points them at the `make run` stack).
@@ -32,6 +34,7 @@ from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
 from ats_gateway.services.applications import report as report_cli
 from ats_gateway.tasks import applications as dlq_cli
+from ats_gateway.tasks import budget as budget_cli
 from ats_gateway.tasks import webhooks as webhooks_cli
 
 
@@ -95,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feedback_link_command(sub)
     webhooks_cli.add_commands(sub)
     report_cli.add_commands(sub)  # `report sources` ([16])
+    budget_cli.add_commands(sub)
     return parser
 
 

@@ -22,6 +22,7 @@ applications_outbox           ``services.delivery.Outbox.from_settings(redis, "a
 applications                  ``services.applications.runtime.build_service``
 applications_deliverer        ``services.applications.runtime.build_deliverer``, wrapped in
                               ``services.webhooks.NotifyingDeliverer`` (outcomes -> webhooks)
+pacer                         ``services.pacing.build_pacer`` (delivery held to the API budget)
 feedback_outbox               ``services.delivery.Outbox.from_settings(redis, "feedback")``
 feedback_contexts             ``services.feedback.runtime.build_contexts``
 feedback                      ``services.feedback.runtime.build_service``
@@ -73,6 +74,7 @@ from ats_gateway.services.feedback.issuing import LinkIssuer
 from ats_gateway.services.feeds import FeedsService, build_feeds
 from ats_gateway.services.jobs import JobsError, JobsService
 from ats_gateway.services.jobs.changes import GoneJobs
+from ats_gateway.services.pacing import Pacer, build_pacer, forecast_collector
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
 
@@ -94,6 +96,7 @@ class Services:
     applications_outbox: Outbox
     applications: ApplicationService
     applications_deliverer: NotifyingDeliverer
+    pacer: Pacer
     feedback_outbox: Outbox
     feedback_contexts: ContextReader
     feedback: FeedbackService
@@ -149,12 +152,13 @@ def build_services(settings: Settings) -> Services:
         on_enqueued=lambda ids: _schedule_webhook_sends(redis_client, ids),
     )
     # [17] delivery outcomes become webhook events for the submitting key
+    applications_client = connections.client(applications_runtime.CONNECTION)
     applications_deliverer = NotifyingDeliverer(
-        applications_runtime.build_deliverer(
-            settings, connections.client(applications_runtime.CONNECTION), metadata
-        ),
+        applications_runtime.build_deliverer(settings, applications_client, metadata),
         webhooks.publisher,
     )
+    # [13] delivery paced by the org's API budget
+    pacer = build_pacer(settings, redis_client, applications_client)
 
     feedback_client = feedback_runtime.connection_client(settings, connections.client)
     feedback_outbox = Outbox.from_settings(redis_client, feedback_runtime.KIND, settings)
@@ -176,6 +180,7 @@ def build_services(settings: Settings) -> Services:
         applications_outbox=applications_outbox,
         applications=applications,
         applications_deliverer=applications_deliverer,
+        pacer=pacer,
         feedback_outbox=feedback_outbox,
         feedback_contexts=feedback_contexts,
         feedback=feedback_runtime.build_service(metadata, feedback_outbox, feedback_contexts),
@@ -293,6 +298,14 @@ def register_checks(services: Services) -> None:
     add("events", services.events_state.readiness)
     add("key_store", key_store_check)
     add("applications_queue", applications_queue_check)
+    add("api_budget", lambda: api_budget_check(services))
+
+
+def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
+    """The org's API budget and the delivery forecast (services/pacing.py); no org call."""
+    forecast = services.pacer.forecast(services.applications_outbox)
+    stuck = forecast["paused_by_org"] or forecast["delivery"]["decision"] == "ceiling_exhausted"
+    return ("degraded" if stuck else "ok"), forecast
 
 
 def register_metrics(services: Services) -> None:
@@ -301,6 +314,9 @@ def register_metrics(services: Services) -> None:
     from prometheus_client import Gauge
 
     registry = services.metrics.registry
+    registry.register(
+        forecast_collector(lambda: services.pacer.forecast(services.applications_outbox))
+    )
     jobs = services.jobs
 
     def snapshot_age() -> float:

@@ -82,6 +82,14 @@ class Settings:
     idempotency_ttl_seconds: int = 86400
     intake_fsync: bool = True  # wait for the AOF fsync (Redis >= 7.2 WAITAOF) before a 202
     delivery_budget_defer_seconds: float = 60.0  # API budget reserve reached: look again
+    # The gateway's share of the org's daily API limit (services/pacing.py): a fraction of the
+    # limit, or an absolute calls-per-day figure (> 0 replaces the share).
+    api_share: float = 0.2
+    api_calls_per_day: int = 0
+    api_interactive_headroom: float = 0.05  # of the ceiling, left by delivery for interactive
+    delivery_max_wait_seconds: float = 900.0  # latency bound of a paced delivery
+    delivery_paced: bool = True  # false: only the fixed micro-batch window (the old behaviour)
+    budget_probe_seconds: float = 300.0  # paused or waiting: ask /limits at most this often
     jobs_hook_secret: str = field(default="", repr=False)
     cors_max_age: int = 600
     # Consumer access (ats_gateway.security): rate limits are flask-limiter strings; a key's

@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark in one go; each appends its table to bench/RESULTS.md.
 
-    .venv/bin/python -m bench [--quick] [--no-write] [--only applications,jobs_listing,drain,load]
+    .venv/bin/python -m bench [--quick] [--no-write] [--only applications,...,trickle]
 
 Each script runs in its own process (its own Redis, sandbox org and gateway on 127.0.0.1, all
 stopped when it ends) and prints a comparison measured in the same run:
@@ -15,6 +15,8 @@ stopped when it ends) and prints a comparison measured in the same run:
                       serve time and 304, vs building per request                  ([16])
     freshness.py      job snapshot: org calls idle and change-to-visible latency with change
                       events vs today's periodic full reload vs delta polling
+    trickle.py        steady trickles (0.1/1/10 applications/s) on 15,000 and 1,000,000-call
+                      orgs: org calls, projected calls/day, latency, paced vs fixed 2 s window
 
 A missing or failing script is reported and the others still run; the exit status is non-zero
 if any failed. `--quick` runs smaller sizes (a smoke test of the runner, a few minutes).
@@ -46,6 +48,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "freshness": ([], ["--jobs", "1000", "--idle-seconds", "20", "--changes", "5"], 1500),
     "webhooks": ([], ["--events", "300"], 300),
     "feeds": ([], ["--jobs", "2000", "--requests", "50"], 600),
+    "trickle": ([], ["--seconds", "20", "--rates", "1", "--max-wait", "30"], 3600),
 }
 
 

@@ -351,6 +351,9 @@ def base_settings(redis_url) -> Settings:
         jobs_hook_secret="test-hook-secret",
         # The in-process suites read /readyz detail and /metrics as the operator on loopback.
         operator_networks="127.0.0.1/32,::1/128",
+        # Suites not about the org's API budget are never held back by it (tests/budget/ sets
+        # its own ceiling); the pacer still decides every batch.
+        api_calls_per_day=10_000_000,
     )
 
 

@@ -6,13 +6,21 @@ client records the latest value per org in Redis, so every process sees the same
 background delivery asks :meth:`ApiBudget.may_spend` before it spends calls: it answers no once
 spending would eat into the reserve kept for the org's own users (default 10% of the daily
 limit). The reserve frees itself as the rolling 24 h window moves; nothing here needs resetting.
+
+It also counts the gateway's *own* calls, by purpose, in a rolling 24 h window (5-minute
+buckets in one Redis hash per org): every response the client records is one call, labelled
+with the :func:`api_purpose` in force (delivery, feedback, reconciliation, describe, probe,
+interactive). :mod:`ats_gateway.services.pacing` holds the gateway to its share of the org's
+daily limit with these counts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,11 +28,52 @@ import redis
 
 _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
-# Keep the newest observation: a slow response must not overwrite a fresher one.
+#: What the gateway spends org calls on (``api_purpose``); "interactive" is the default: a
+#: request someone waits for (issuing a feedback link, a form read, an on-demand load).
+PURPOSES = ("delivery", "feedback", "reconciliation", "describe", "probe", "interactive")
+INTERACTIVE = "interactive"
+WINDOW_SECONDS = 86400
+BUCKET_SECONDS = 300  # spend is kept in 5-minute buckets; the rolling window moves by those
+
+_purpose: contextvars.ContextVar[str] = contextvars.ContextVar("api_purpose", default=INTERACTIVE)
+
+
+def current_purpose() -> str:
+    return _purpose.get()
+
+
+@contextlib.contextmanager
+def api_purpose(name: str) -> Iterator[None]:
+    """Label the org calls made inside the block (in this thread/task) with ``name``."""
+    if name not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}")
+    reset = _purpose.set(name)
+    try:
+        yield
+    finally:
+        _purpose.reset(reset)
+
+
+def set_purpose(name: str | None) -> None:
+    """Set the purpose for what follows in this context (Celery's task_prerun); None: default."""
+    _purpose.set(name if name in PURPOSES else INTERACTIVE)
+
+
+# Keep the newest observation: a slow response must not overwrite a fresher one. Count the call
+# (KEYS[2] field "<bucket>|<purpose>" and the running "total") whether or not it said the usage.
 _RECORD = """
-local updated = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
-if tonumber(ARGV[3]) >= updated then
-  redis.call('HSET', KEYS[1], 'used', ARGV[1], 'limit', ARGV[2], 'updated_at', ARGV[3])
+if ARGV[1] ~= '' then
+  local updated = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+  if tonumber(ARGV[3]) >= updated then
+    redis.call('HSET', KEYS[1], 'used', ARGV[1], 'limit', ARGV[2], 'updated_at', ARGV[3])
+    redis.call('HDEL', KEYS[1], 'exhausted_at')
+  end
+end
+if ARGV[4] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+  redis.call('HINCRBY', KEYS[2], 'total', 1)
+  redis.call('HINCRBY', KEYS[2], 'all|' .. ARGV[6], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
 return 1
 """
@@ -73,19 +122,93 @@ class ApiBudget:
         self.redis = redis_client
         self.org = org
         self.reserve_fraction = reserve_fraction
+        self.key_prefix = key_prefix
         self.key = f"{key_prefix}budget:{org}"
+        self.spend_key = f"{key_prefix}spend:{org}"
         self.clock = clock
 
     def __repr__(self) -> str:
         return f"ApiBudget(org={self.org!r}, reserve_fraction={self.reserve_fraction})"
 
-    def record(self, header: str | None) -> tuple[int, int] | None:
-        """Record a ``Sforce-Limit-Info`` header value; returns what it said."""
+    def record(self, header: str | None, *, count: bool = True) -> tuple[int, int] | None:
+        """Record one org call's ``Sforce-Limit-Info`` header value; returns what it said.
+
+        ``count``: the response was a call of ours (labelled with :func:`current_purpose`)."""
         parsed = parse_limit_info(header)
-        if parsed is not None:
-            used, limit = parsed
-            self.redis.eval(_RECORD, 1, self.key, used, limit, repr(self.clock()))
+        if parsed is None and not count:
+            return None
+        now = self.clock()
+        used, limit = parsed if parsed is not None else ("", "")
+        purpose = current_purpose()
+        field = f"{int(now // BUCKET_SECONDS)}|{purpose}" if count else ""
+        self.redis.eval(
+            _RECORD,
+            2,
+            self.key,
+            self.spend_key,
+            used,
+            limit,
+            repr(now),
+            field,
+            WINDOW_SECONDS * 2,
+            purpose,
+        )
         return parsed
+
+    def record_limits(self, body: Any) -> tuple[int, int] | None:
+        """Record the ``DailyApiRequests`` of a ``/limits`` answer (``Max``, ``Remaining``)."""
+        daily = body.get("DailyApiRequests") if isinstance(body, dict) else None
+        try:
+            limit, remaining = int(daily["Max"]), int(daily["Remaining"])
+        except (TypeError, KeyError, ValueError):
+            return None
+        used = max(limit - remaining, 0)
+        self.redis.eval(
+            _RECORD, 2, self.key, self.spend_key, used, limit, repr(self.clock()), "", 0, ""
+        )
+        return used, limit
+
+    # ------------------------------------------------------------------ our own spend
+
+    def spent(self, window: float = WINDOW_SECONDS) -> dict[str, int]:
+        """Calls of ours in the last ``window`` seconds by purpose. Buckets older than the 24 h
+        window are dropped on the way."""
+        now_bucket = int(self.clock() // BUCKET_SECONDS)
+        first = now_bucket - int(window // BUCKET_SECONDS) + 1
+        raw = self.redis.hgetall(self.spend_key)
+        spent: dict[str, int] = {}
+        stale = []
+        for key, value in raw.items():
+            name = key.decode() if isinstance(key, bytes) else key
+            if name == "total" or name.startswith("all|"):
+                continue
+            bucket, _, purpose = name.partition("|")
+            if int(bucket) < now_bucket - WINDOW_SECONDS // BUCKET_SECONDS:
+                stale.append(name)
+            elif int(bucket) >= first:
+                spent[purpose] = spent.get(purpose, 0) + int(value)
+        if stale:
+            self.redis.hdel(self.spend_key, *stale)
+        return spent
+
+    def calls_ever(self, purpose: str | None = None) -> int:
+        """Calls of ours (with ``purpose``, or all) since the counter began (for deltas)."""
+        field = "total" if purpose is None else f"all|{purpose}"
+        return int(self.redis.hget(self.spend_key, field) or 0)
+
+    def spend_buckets(self) -> list[tuple[float, int]]:
+        """``(bucket start, calls)`` of the last 24 h, oldest first (when the window frees)."""
+        now_bucket = int(self.clock() // BUCKET_SECONDS)
+        first = now_bucket - WINDOW_SECONDS // BUCKET_SECONDS + 1
+        buckets: dict[int, int] = {}
+        for key, value in self.redis.hgetall(self.spend_key).items():
+            name = key.decode() if isinstance(key, bytes) else key
+            if name == "total" or name.startswith("all|"):
+                continue
+            bucket = int(name.partition("|")[0])
+            if bucket >= first:
+                buckets[bucket] = buckets.get(bucket, 0) + int(value)
+        return [(b * BUCKET_SECONDS, n) for b, n in sorted(buckets.items())]
 
     def record_exhausted(self) -> None:
         """The org answered REQUEST_LIMIT_EXCEEDED: nothing is left, whatever we last saw."""

@@ -55,6 +55,7 @@ def drain_applications() -> dict[str, Any]:
         found.applications_deliverer,
         batch_size=found.settings.delivery_batch_size,
         window=found.settings.delivery_window_seconds,
+        pacer=found.pacer if found.settings.delivery_paced else None,
     )
 
 

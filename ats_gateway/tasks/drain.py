@@ -5,6 +5,10 @@ The outbox in Redis, not the Celery message, is the source of truth: a drain tas
 run, never a delivery. A drain that leaves work behind (backoff, leases of a dead worker)
 schedules the next one for when it is due; a starting worker drains at once; beat sweeps as a
 safety net for timers that died with a worker.
+
+A drain may carry a pacer (``services/pacing.py``): then a batch goes only when the org's API
+budget allows it, and the next run is scheduled for when it will. Every task labels the org
+calls it makes with a purpose (``task_prerun``), so the budget counts them by purpose.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import time
 from typing import Any
 
 import redis
+from celery.signals import task_postrun, task_prerun
 from flask import current_app
 
-from ats_gateway.services.delivery import KEY_PREFIX, Outbox, drain
+from ats_gateway.salesforce.budget import set_purpose
+from ats_gateway.services.delivery import KEY_PREFIX, Outbox, Pacer, drain
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,29 @@ if current and tonumber(current) <= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+
+
+#: The purpose of the org calls a task makes, by task-name prefix (the rest: "interactive").
+TASK_PURPOSES = {
+    "ats_gateway.applications.": "delivery",
+    "ats_gateway.feedback.": "feedback",
+    "ats_gateway.jobs.": "reconciliation",
+    "ats_gateway.metadata.": "describe",
+}
+
+
+def purpose_of_task(name: str) -> str | None:
+    return next((p for prefix, p in TASK_PURPOSES.items() if name.startswith(prefix)), None)
+
+
+@task_prerun.connect
+def _label_org_calls(task: Any = None, **_: Any) -> None:
+    set_purpose(purpose_of_task(getattr(task, "name", "") or ""))
+
+
+@task_postrun.connect
+def _unlabel_org_calls(**_: Any) -> None:
+    set_purpose(None)
 
 
 def task_name(kind: str) -> str:
@@ -59,27 +88,39 @@ def run_drain(
     *,
     batch_size: int,
     window: float = 0.0,
+    pacer: Pacer | None = None,
 ) -> dict[str, Any]:
     """One drain run: deliver what is due, then schedule the next run if work remains.
 
     `window` is the micro-batch window: the next run waits at least that long after a run
     that delivered, so items arriving under steady traffic travel together (a batch costs
-    the same few org calls whether it holds 5 items or 1,000)."""
+    the same few org calls whether it holds 5 items or 1,000). With a `pacer` the queue also
+    waits for the API allowance (at most the latency bound; see services/pacing.py)."""
     redis_client.delete(_marker(kind))  # this run covers everything due now
-    report = drain(outbox, deliverer, batch_size=batch_size)
+    purpose = purpose_of_task(task_name(kind)) or "delivery"
+    report = drain(outbox, deliverer, batch_size=batch_size, pacer=pacer, purpose=purpose)
     if report.ran and report.batches:
         log.info(
-            "%s drain: %d batch(es), outcomes %s, lost leases %d",
+            "%s drain: %d batch(es), %d org call(s), outcomes %s, lost leases %d, pace %s",
             kind,
             report.batches,
+            report.calls,
             report.outcomes,
             report.lost_leases,
+            report.pace,
         )
     if report.next_run_in is not None:
         # Not locked out: the holder reschedules itself; locked out: check back shortly.
         delay = max(report.next_run_in, window) if report.ran else max(report.next_run_in, 1.0)
         schedule_drain(kind, redis_client, delay)
-    return {"ran": report.ran, "batches": report.batches, "outcomes": report.outcomes}
+    return {
+        "ran": report.ran,
+        "batches": report.batches,
+        "outcomes": report.outcomes,
+        "calls": report.calls,
+        "pace": report.pace,
+        "next_run_in": report.next_run_in,
+    }
 
 
 def drain_on_worker_start(kind: str, sender: Any = None) -> None:
