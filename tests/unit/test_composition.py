@@ -87,6 +87,7 @@ def test_readiness_checks_are_registered_in_one_place(built):
         "events",
         "key_store",
         "applications_queue",
+        "api_budget",
     ]
     names = {metric.name for metric in built.metrics.registry.collect()}
     assert {"ats_gateway_jobs_snapshot_age_seconds", "ats_gateway_jobs_snapshot_jobs"} <= names
