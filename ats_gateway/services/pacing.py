@@ -117,17 +117,25 @@ class Decision:
 
 
 def backlog(outbox: Any, now: float) -> tuple[int, float | None, int]:
-    """(items due now, when the oldest of them was accepted, items queued in all)."""
+    """(items due now, when the oldest of them was accepted, items queued in all).
+
+    Due counts the queued items whose time has come *and* the delivering items whose lease
+    ended (a dead worker's batch): the next claim takes those back, so they are work waiting
+    like any other, and a pacer that saw only the queue would call it idle and leave them
+    stuck for ever."""
     pipe = outbox.redis.pipeline(transaction=False)
     pipe.zcount(outbox.ready_key, "-inf", repr(now))
     pipe.zrangebyscore(outbox.ready_key, "-inf", repr(now), start=0, num=1, withscores=True)
     pipe.zcard(outbox.ready_key)
-    due, first, queued = pipe.execute()
+    pipe.zcount(outbox.inflight_key, "-inf", repr(now))
+    pipe.zrangebyscore(outbox.inflight_key, "-inf", repr(now), start=0, num=1, withscores=True)
+    due, first, queued, orphaned, first_orphan = pipe.execute()
+    due, first = int(due) + int(orphaned), first or first_orphan
     if not due or not first:
-        return 0, None, int(queued)
+        return 0, None, int(queued) + int(orphaned)
     item_id, due_at = first[0]
     created = outbox.redis.hget(outbox.item_key(_text(item_id)), "created_at")
-    return int(due), float(created) if created else float(due_at), int(queued)
+    return due, float(created) if created else float(due_at), int(queued) + int(orphaned)
 
 
 class Pacer:

@@ -269,7 +269,7 @@ class SwappedWorkers:
             if worker.log_path and worker.log_path.exists():
                 for line in worker.log_path.read_text(errors="replace").splitlines():
                     if " drain: " in line and "lost leases " in line:
-                        total += int(line.rsplit("lost leases ", 1)[1].split()[0])
+                        total += int(line.rsplit("lost leases ", 1)[1].split()[0].rstrip(","))
         return total
 
     def __exit__(self, *exc: object) -> None:

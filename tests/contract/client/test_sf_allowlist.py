@@ -54,10 +54,11 @@ REFUSED_FOR_PORTAL = [
     lambda c: c.delete(JOB, ID),
     lambda c: c.create(JOB, {"Name": "x"}),
     lambda c: c.get("Account", "001D000000IqhSLIAZ"),
-    lambda c: c.update(JBA, ID, {"bpats__Status__c": "Rejected"}),
-    lambda c: c.upsert("Contact", "Email", "a@b.c", {"LastName": "x"}),
+    # ([14] grants Edit on applications and Contacts, which upserts need; never on jobs)
+    lambda c: c.update(JOB, ID, {"bpats__Status__c": "Closed"}),
+    lambda c: c.upsert(JOB, "Name", "x", {"bpats__Status__c": "Open"}),
     lambda c: c.collections_delete(JBA, [ID], all_or_none=False),
-    lambda c: c.collections_update("Contact", [{"Id": "003D000000IqhSLIAZ"}], all_or_none=False),
+    lambda c: c.collections_update(JOB, [{"Id": ID}], all_or_none=False),
     lambda c: c.bulk_create("bpats__Interview_Feedback__c", [{}]),
     lambda c: c.tree("Account", [{"Name": "x"}]),
     lambda c: c.tree(
