@@ -8,14 +8,13 @@ snapshots so that their local allow-list can follow relationship paths and subqu
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from ats_gateway.config import Settings
+from ats_gateway.metadata.describe import SnapshotDescribes
 from ats_gateway.salesforce import ConnectionSettings, SalesforceClient
 
 
@@ -27,20 +26,6 @@ def connection_settings(settings: Settings, name: str) -> ConnectionSettings:
         read_timeout=settings.sf_read_timeout,
         budget_reserve=settings.api_reserve_fraction,
     )
-
-
-class SnapshotDescribes:
-    """Describe snapshots from `schemas/objects/`, read once each, for the clients' allow-lists."""
-
-    def __init__(self, schemas_dir: str | Path) -> None:
-        self.objects_dir = Path(schemas_dir) / "objects"
-        self._cache: dict[str, dict[str, Any] | None] = {}
-
-    def __call__(self, sobject: str) -> dict[str, Any] | None:
-        if sobject not in self._cache:
-            path = self.objects_dir / f"{sobject}.json"
-            self._cache[sobject] = json.loads(path.read_text()) if path.exists() else None
-        return self._cache[sobject]
 
 
 class Connections:

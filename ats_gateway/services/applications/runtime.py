@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 from ats_gateway.config import Settings
+from ats_gateway.metadata.contracts import ResumeRule
 from ats_gateway.metadata.preflight import gateway_keys_ready
 from ats_gateway.metadata.service import Metadata
 from ats_gateway.salesforce import SalesforceClient
-from ats_gateway.services.applications.intake import ApplicationService, JobIsOpen, ResumeRule
+from ats_gateway.services.applications.intake import ApplicationService, JobIsOpen
 from ats_gateway.services.applications.org import ApplicationsDeliverer
 from ats_gateway.services.applications.sources import SourceRecorder
 from ats_gateway.services.applications.validation import RESOURCE, LiveSchema
@@ -26,9 +27,7 @@ def build_service(
     job_is_open: JobIsOpen | None = None,
 ) -> ApplicationService:
     contract = metadata.contract(RESOURCE)
-    rule = ResumeRule()
-    if contract.resume is not None:
-        rule = ResumeRule(contract.resume.max_bytes, contract.resume.types, contract.resume.field)
+    rule = contract.resume or ResumeRule()
     service = ApplicationService(
         outbox=outbox,
         schema=LiveSchema(metadata),

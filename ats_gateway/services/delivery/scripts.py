@@ -2,58 +2,12 @@
 
 # ---------------------------------------------------------------------------------- Lua
 
-# KEYS: item, ready, [idem], [unique...]; ARGV: id, now, payload, n_att, att names/values...,
-# has idem, idem fingerprint, idem ttl, unique ttl, n_fields, field names/values... (more
-# hash fields stored with an accepted item: who sent it, the receipt's text)
+# One item. KEYS: item, ready, [idem], [unique...]; ARGV: id, now, payload, n_att, att
+# names/values..., has idem, idem fingerprint, idem ttl, unique ttl, n_fields, field
+# names/values... (more hash fields stored with an accepted item: who sent it, the receipt's
+# text)
 # Returns {"accepted", id} | {"replay", id} | {"idempotency_conflict", id} | {"duplicate", id}
-_PUT = """
-local item, ready = KEYS[1], KEYS[2]
-local id, now, payload = ARGV[1], ARGV[2], ARGV[3]
-local n_att = tonumber(ARGV[4])
-local pos = 5 + 2 * n_att
-local has_idem = ARGV[pos] == '1'
-local fingerprint, idem_ttl = ARGV[pos + 1], tonumber(ARGV[pos + 2])
-local unique_ttl = tonumber(ARGV[pos + 3])
-local first_unique = 3
-if has_idem then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then
-    local sep = string.find(seen, '|', 1, true)
-    local seen_fp, seen_id = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
-    if seen_fp == fingerprint then return {'replay', seen_id} end
-    return {'idempotency_conflict', seen_id}
-  end
-  first_unique = 4
-end
-for i = first_unique, #KEYS do
-  local holder = redis.call('GET', KEYS[i])
-  if holder then return {'duplicate', holder} end
-end
-redis.call('HSET', item, 'id', id, 'status', 'queued', 'created_at', now, 'updated_at', now,
-  'attempts', 0, 'next_attempt_at', now, 'payload', payload)
-for i = 0, n_att - 1 do
-  redis.call('HSET', item, 'att:' .. ARGV[5 + 2 * i], ARGV[6 + 2 * i])
-end
-local uniques = {}
-for i = first_unique, #KEYS do
-  redis.call('SET', KEYS[i], id, 'EX', unique_ttl)
-  table.insert(uniques, KEYS[i])
-end
-if #uniques > 0 then redis.call('HSET', item, 'unique_keys', cjson.encode(uniques)) end
-if has_idem then redis.call('SET', KEYS[3], fingerprint .. '|' .. id, 'EX', idem_ttl) end
-redis.call('ZADD', ready, now, id)
-local n_extra = tonumber(ARGV[pos + 4] or '0')
-for i = 0, n_extra - 1 do
-  redis.call('HSET', item, ARGV[pos + 5 + 2 * i], ARGV[pos + 6 + 2 * i])
-end
-return {'accepted', id}
-"""
-
-# The same for a whole batch, in one script: a script is refused (OOM) before its first write
-# or runs to the end, so a batch is stored all or nothing, even when Redis fills up meanwhile.
-# KEYS: every item's keys, in order; ARGV: n items, then per item: n keys, n args, args...
-# Returns one {outcome, id} per item.
-_PUT_MANY = """
+_PUT_ONE = """
 local function put(k, a)
   local item, ready = k[1], k[2]
   local id, now, payload = a[1], a[2], a[3]
@@ -96,6 +50,17 @@ local function put(k, a)
   end
   return {'accepted', id}
 end
+"""
+
+_PUT = _PUT_ONE + "return put(KEYS, ARGV)\n"
+
+# The same for a whole batch, in one script: a script is refused (OOM) before its first write
+# or runs to the end, so a batch is stored all or nothing, even when Redis fills up meanwhile.
+# KEYS: every item's keys, in order; ARGV: n items, then per item: n keys, n args, args...
+# Returns one {outcome, id} per item.
+_PUT_MANY = (
+    _PUT_ONE
+    + """
 local results, kpos, apos = {}, 1, 2
 for _ = 1, tonumber(ARGV[1]) do
   local nk, na = tonumber(ARGV[apos]), tonumber(ARGV[apos + 1])
@@ -107,6 +72,7 @@ for _ = 1, tonumber(ARGV[1]) do
 end
 return results
 """
+)
 
 # KEYS: ready, inflight; ARGV: prefix, now, limit, lease_until, token
 _CLAIM = """
