@@ -62,9 +62,9 @@ def test_a_steady_trickle_stays_within_the_allowance(budget_stack):
 
 
 def test_raising_the_org_limit_shortens_the_wait(budget_stack):
-    """A share of 0.2 of 15,000 is 3,000 calls a day: after the first batch the next waits about
-    58 s (2 calls a batch). The org's limit is raised to 1,000,000; the waiting drain probes /limits, the ceiling
-    becomes 200,000 and the waiting applications go at once."""
+    """A share of 0.2 of 15,000 is 3,000 calls a day: after the first batch the next waits
+    about 58 s (2 calls a batch). The org's limit is raised to 1,000,000; the waiting drain
+    probes /limits, the ceiling becomes 200,000 and the waiting applications go at once."""
     stack = budget_stack(
         delivery_max_wait_seconds=600, delivery_window_seconds=0.5, budget_probe_seconds=3
     )
