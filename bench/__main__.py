@@ -11,6 +11,7 @@ stopped when it ends) and prints a comparison measured in the same run:
     drain.py          drain throughput, 0/200/1000 ms org latency x 1/2/4 worker processes, vs
                       naive delivery at the same latency; peak memory of gateway and workers
     load.py           2 minutes of mixed traffic: error rate, latency percentiles, org calls
+    status_webhooks.py  org status change -> board webhook (change events, sweep), p50/p95 ([17])
     feeds.py          Indeed / LinkedIn feeds and sitemap of 10,000 jobs: build time, cached
                       serve time and 304, vs building per request                  ([16])
     freshness.py      job snapshot: org calls idle and change-to-visible latency with change
@@ -47,6 +48,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "load": (["--seconds", "120"], ["--seconds", "20"], 420),
     "freshness": ([], ["--jobs", "1000", "--idle-seconds", "20", "--changes", "5"], 1500),
     "webhooks": ([], ["--events", "300"], 300),
+    "status_webhooks": ([], ["--changes", "5"], 600),
     "feeds": ([], ["--jobs", "2000", "--requests", "50"], 600),
     "trickle": ([], ["--seconds", "20", "--rates", "1", "--max-wait", "30"], 3600),
 }
