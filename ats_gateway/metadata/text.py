@@ -20,8 +20,8 @@ from marshmallow import ValidationError, validate
 
 # One definition of what text may not carry, used by the validator and published in the JSON
 # Schema (a `pattern`: plain_text_pattern), written with \uXXXX escapes that Python's `re`
-# and ECMA-262 (JSON Schema's regex dialect) read alike: C0/C1 controls, bidi embeddings and overrides
-# (U+202A-E), isolates (U+2066-9), lone surrogates, and the BMP's non-characters.
+# and ECMA-262 (JSON Schema's regex dialect) read alike: C0/C1 controls, bidi embeddings and
+# overrides (U+202A-E), isolates (U+2066-9), lone surrogates, and the BMP's non-characters.
 _FORBIDDEN = r"\u007f-\u009f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
 SINGLE_LINE_FORBIDDEN = r"[\u0000-\u001f" + _FORBIDDEN + "]"
 MULTI_LINE_FORBIDDEN = r"[\u0000-\u0008\u000b\u000c\u000e-\u001f" + _FORBIDDEN + "]"
