@@ -1,6 +1,7 @@
 """Composite packing: what goes into one API call, and how its answer is read record by record.
 
-Request building, within Salesforce's limits (wire shapes in /work/shared/reference):
+Request building, within Salesforce's limits (wire shapes: the Salesforce REST API Developer
+Guide, "Composite Resources"):
 
 * sObject Collections: :data:`COLLECTION_SIZE` records a request;
 * ``/composite``: :data:`COMPOSITE_SIZE` subrequests, at most :data:`COMPOSITE_HEAVY` of them
