@@ -22,8 +22,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Test files run in parallel (pytest-xdist), each file in one runner so its module fixtures
+# (a stack, a sandbox org) are built once; every test binds its own free ports.
+PYTEST_WORKERS ?= 3
+
 test: lint
-	$(BIN)/pytest --cov=ats_gateway --cov-report=term:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov=ats_gateway --cov-report=term:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
