@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -179,6 +180,23 @@ class ApplicationsDeliverer:
 
     def is_keyed(self) -> bool:
         return bool(self.keyed() if callable(self.keyed) else self.keyed)
+
+    def call_bound(self, items: Sequence[Item]) -> int:
+        """The most org calls one :meth:`deliver` of ``items`` can make with this plan.
+
+        The pacer learns a batch's cost from what it really cost; this bound keeps one outlier
+        (a miscount, a storm of retries) from teaching it that a batch of one costs hundreds.
+        Per 500 new candidates: the dedupe composite (more when the batch names more jobs than
+        one query holds), Contacts and applications (two creates when unkeyed); files packed by
+        size, and the look-up a retried upload makes first; one replay after a re-login."""
+        n = len(items)
+        jobs = len({str(item.payload.get(JOB, "")) for item in items})
+        create = math.ceil(n / 500) * (2 + math.ceil(jobs / self.max_jobs_per_query))
+        files = [item for item in items if "resume" in item.attachments]
+        encoded = sum((_size(item.attachments, "resume") + 2) // 3 * 4 for item in files)
+        uploads = max(math.ceil(encoded / FILES_BYTES_PER_CALL), math.ceil(len(files) / 1000))
+        lookups = math.ceil(len(files) / 1500)
+        return create + uploads + lookups + 1
 
     # ------------------------------------------------------------------ entry point
 
