@@ -32,9 +32,10 @@ test: lint
 bench: install
 	$(BIN)/python -m bench
 
-# The long form of the fault and fuzz suites (a 5-minute org outage, repeated crashes).
+# The long form of the fault and fuzz suites (a 5-minute org outage, repeated crashes, ten
+# token expiries under a trickle).
 soak: install
-	ATS_GATEWAY_SOAK=1 ATS_GATEWAY_FUZZ_EXAMPLES=100 $(BIN)/pytest tests/reliability tests/fuzz --timeout=1800 $(PYTEST_ARGS)
+	ATS_GATEWAY_SOAK=1 ATS_GATEWAY_FUZZ_EXAMPLES=100 $(BIN)/pytest tests/reliability tests/fuzz tests/budget/test_budget_org.py::test_a_token_expiry_mid_trickle_keeps_the_pace --timeout=1800 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .ats-gateway .pytest_cache .coverage .coverage.*

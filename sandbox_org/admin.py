@@ -3,11 +3,13 @@
 * ``GET /__sandbox__/usage`` -> ``{"used", "limit", "remaining"}``;
   ``POST`` ``{"reset": true}`` / ``{"used": n}`` / ``{"limit": n}``.
 * ``GET|POST /__sandbox__/faults`` (404 unless the app was created with ``faults_enabled``):
-  ``{"latency_ms", "error_rate", "lock_rate", "write_latency_ms", "withhold_rate",
-  "withhold_ms", "seed", "expire_sessions": true, "api_limit", "api_used"}``; ``DELETE``
-  clears every fault. ``write_latency_ms``: each write request waits this long before it runs
-  and commits (a slow org). ``withhold_rate``: that share of write requests commit and then
-  hold their answer ``withhold_ms`` back, or (``withhold_ms`` 0) close the connection unanswered.
+  ``{"latency_ms", "error_rate", "lock_rate", "write_latency_ms", "upload_latency_ms",
+  "withhold_rate", "withhold_ms", "seed", "expire_sessions": true, "api_limit",
+  "api_used"}``; ``DELETE`` clears every fault. ``write_latency_ms``: each write request waits
+  this long before it runs and commits (a slow org); ``upload_latency_ms`` the same for
+  writes that create files (``ContentVersion``) only. ``withhold_rate``: that share of write
+  requests commit and then hold their answer ``withhold_ms`` back, or (``withhold_ms`` 0)
+  close the connection unanswered.
   Pub/Sub API and Change Data Capture (same endpoint): ``"pubsub_down": true|false`` (end every
   open Subscribe with UNAVAILABLE and refuse new calls until false), ``"pubsub_expire": true``
   (every event so far leaves retention: each replay id issued so far is too old),

@@ -218,12 +218,37 @@ def _data(sb: Sandbox, version: str, rest: str) -> Response:
     if writes and faults.write_latency_ms > 0:
         # A slow org: the write runs (and commits) only after this, whoever still waits.
         time.sleep(faults.write_latency_ms / 1000.0)
+    if writes and faults.upload_latency_ms > 0 and _writes_files(path, body):
+        time.sleep(faults.upload_latency_ms / 1000.0)
     reply = dispatch(ctx, method, path, params, body)
     if writes and faults.roll(faults.withhold_rate):
         _withhold(faults.withhold_ms)
     if request.method == "HEAD":
         reply.body = None
     return _reply_to_response(reply)
+
+
+def _writes_files(path: str, body: Any) -> bool:
+    """Whether a write request creates files (``ContentVersion``), directly or in a composite."""
+    if "/sobjects/ContentVersion" in path:
+        return True
+
+    def holds(value: Any, depth: int = 0) -> bool:
+        if depth > 6:
+            return False
+        if isinstance(value, dict):
+            attributes = value.get("attributes")
+            if isinstance(attributes, dict) and attributes.get("type") == "ContentVersion":
+                return True
+            url = value.get("url")
+            if isinstance(url, str) and "/sobjects/ContentVersion" in url:
+                return True
+            return any(holds(v, depth + 1) for v in value.values())
+        if isinstance(value, list):
+            return any(holds(v, depth + 1) for v in value)
+        return False
+
+    return holds(body)
 
 
 def _is_write(method: str, body: Any) -> bool:

@@ -416,6 +416,7 @@ def _objects() -> list[dict[str, Any]]:
                 ),
                 owner_field(),
                 is_deleted(),
+                gateway_key(),
                 *system_fields_after_name(),
             ],
         },

@@ -109,6 +109,7 @@ NUMERIC_FAULTS = (
     "error_rate",
     "lock_rate",
     "write_latency_ms",
+    "upload_latency_ms",
     "withhold_rate",
     "withhold_ms",
 )
@@ -124,6 +125,8 @@ class Faults:
     # A slow org, independent of Redis or the client: each write request waits this long
     # before it runs (and commits), so a client with a shorter read timeout gives up first.
     write_latency_ms: float = 0.0
+    # The same for writes that create files (ContentVersion) only: a slow upload.
+    upload_latency_ms: float = 0.0
     # Share of write requests whose answer is withheld after the write committed: delayed by
     # ``withhold_ms`` (past the client's read timeout), or with 0 the connection is closed.
     withhold_rate: float = 0.0
@@ -153,6 +156,7 @@ class Faults:
             "error_rate": self.error_rate,
             "lock_rate": self.lock_rate,
             "write_latency_ms": self.write_latency_ms,
+            "upload_latency_ms": self.upload_latency_ms,
             "withhold_rate": self.withhold_rate,
             "withhold_ms": self.withhold_ms,
             "seed": self.seed,

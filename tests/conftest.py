@@ -12,8 +12,17 @@ import ipaddress
 import socket
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["stack"]
+
+# Property tests share two cores with real worker, gateway and org processes (and, under
+# pytest-xdist, with other runners): how fast examples are generated says nothing about the
+# code under test, so the too_slow health check and per-example deadlines are off.
+settings.register_profile(
+    "shared-cores", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+settings.load_profile("shared-cores")
 
 # --------------------------------------------------------------------------- network guard
 

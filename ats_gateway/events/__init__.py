@@ -65,7 +65,9 @@ def build_subscriber(services: Any) -> Any:
         channel=lambda: channel_for(settings),
         auth=Auth(token),
         changes=SnapshotChanges(services.jobs, redis_client),
-        applications=ApplicationStatusEvents(redis_client, services.applications_outbox),
+        applications=ApplicationStatusEvents(
+            redis_client, services.applications_outbox, client=lambda: client
+        ),
         state=services.events_state,
         lease=Lease(redis_client, LEASE_KEY, settings.events_lease_seconds),
         replay=ReplayStore(redis_client, REPLAY_KEY),

@@ -9,6 +9,8 @@ A Redis hash (``ats-gateway:events:state``) written by the subscriber that holds
     last_reconcile_at when the last full reconciliation finished
     reconciliations   how many ran (counter), with the reason of the last one
     reason            why the mode is what it is (e.g. the stream's error)
+    <channel>_mode    each channel's own (jobs, applications): stream | polling | starting;
+    <channel>_reason  one channel can poll while the other streams (CDC off for one object)
 
 ``live()`` is true while a subscriber heartbeats: the snapshot is then kept current by events
 (or delta polling), so the periodic full reload and the staleness refresh stand down.
@@ -94,4 +96,14 @@ class EventsState:
         details["reconciliations"] = int(state.get("reconciliations") or 0)
         if state.get("reason"):
             details["reason"] = state["reason"]
+        channels = {
+            name[: -len("_mode")]: {"mode": mode}
+            for name, mode in sorted(state.items())
+            if name.endswith("_mode")
+        }
+        for name, channel in channels.items():
+            if state.get(f"{name}_reason"):
+                channel["reason"] = state[f"{name}_reason"]
+        if channels:
+            details["channels"] = channels
         return ("ok" if state.get("mode") == STREAM else "degraded"), details

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import queue
 import threading
 import time
@@ -58,6 +59,25 @@ NO_STREAM_CODES = (
     grpc.StatusCode.UNIMPLEMENTED,
     grpc.StatusCode.DEADLINE_EXCEEDED,
 )
+
+
+CHANNEL_NAMES = {JOB_TOPIC: "jobs", APPLICATION_TOPIC: "applications"}
+
+
+@dataclass(eq=False)
+class Channel:
+    """One change-event channel (a topic) and its own way of keeping current: its stream, or
+    delta polling until ``next_try`` (each channel falls back and recovers on its own)."""
+
+    name: str
+    topic: str
+    mode: str = STARTING
+    reason: str = ""
+    retries: int = 0
+    next_try: float = 0.0  # when to (re)subscribe
+    next_poll: float = 0.0  # polling: when to poll next
+    call: Any = None
+    wants: Any = None
 
 
 class StreamDown(Exception):
@@ -149,6 +169,10 @@ class Subscriber:
         self._reconcile_lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self.schemas: SchemaCache | None = None
+        self.channels = self._new_channels()
+
+    def _new_channels(self) -> dict[str, Channel]:
+        return {t: Channel(CHANNEL_NAMES.get(t, t.rsplit("/", 1)[-1]), t) for t in self.topics}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -255,27 +279,40 @@ class Subscriber:
             state = self.state.read()
             if self.changes.store.pointer() is None or not state.get("last_reconcile_at"):
                 self._reconcile("start")
-        retries = 0
-        while self._holding():
-            self._streamed = False
-            try:
-                self._stream()
-            except ReplayTooOld as exc:
-                log.warning("events: replay id refused (%s); reconciling", exc)
-                for topic in self.topics:
-                    self.replay.forget(topic)
-                self._pending_reconcile = "replay_too_old"
-            except StreamDown as exc:
-                # A stream that was up and dropped is re-opened at once (then after 1 s, 2 s:
-                # the guide's bounded retries with backoff); polling only when that fails.
-                retries = 0 if self._streamed else retries + 1
-                if self.mode == STREAM and retries <= 2:
-                    log.info("events: stream ended (%s); subscribing again", exc)
-                    self.stop_event.wait(float(retries and 2 ** (retries - 1)))
+        self.channels = self._new_channels()
+        channels = list(self.channels.values())
+        self._published = None
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        try:
+            while self._holding():
+                now = self.clock()
+                for channel in channels:
+                    if channel.call is None and now >= channel.next_try:
+                        self._open_channel(channel, inbox)
+                    if channel.mode == POLLING and now >= channel.next_poll:
+                        self._poll_channel(channel)
+                self._publish_modes()
+                due = min(
+                    [c.next_poll for c in channels if c.mode == POLLING]
+                    + [c.next_try for c in channels if c.call is None],
+                    default=math.inf,
+                )
+                wait = min(self.heartbeat_seconds, max(due - self.clock(), 0.01))
+                try:
+                    topic, item = inbox.get(timeout=wait)
+                except queue.Empty:
                     continue
-                self._poll_until_stream(str(exc))
-
-    _streamed = False
+                channel = self.channels[topic]
+                if isinstance(item, tuple):  # (call, error): that call ended
+                    call, error = item
+                    if call is channel.call:
+                        self._channel_ended(channel, error)
+                    continue
+                channel.retries = 0  # the stream answers: a later drop is re-opened at once
+                self._handle(topic, item)
+        finally:
+            for channel in channels:
+                self._close_channel(channel)
 
     _pending_reconcile: str | None = None
 
@@ -283,24 +320,40 @@ class Subscriber:
         self.mode, self.reason = mode, reason
         self.state.heartbeat(mode, reason=reason)
 
+    def _publish_modes(self) -> None:
+        """The subscriber's mode is its channels': stream when every one streams, polling
+        when any polls (readiness is degraded then), each channel's own in the state too."""
+        channels = list(self.channels.values())
+        polling = [c for c in channels if c.mode == POLLING]
+        mode = POLLING if polling else STREAM if all(c.call for c in channels) else STARTING
+        reason = "; ".join(f"{c.name}: {c.reason}" for c in polling)
+        values = {}
+        for c in channels:
+            values[f"{c.name}_mode"] = c.mode
+            values[f"{c.name}_reason"] = c.reason
+        if (mode, reason, values) != self._published:
+            self._published = (mode, reason, values)
+            self.mode, self.reason = mode, reason
+            self.state.heartbeat(mode, reason=reason, **values)
+
+    _published: tuple[str, str, dict[str, str]] | None = None
+
     def _stub(self) -> pb_grpc.PubSubStub:
         if self._channel is None:
             self._channel = self.channel_factory()
         return pb_grpc.PubSubStub(self._channel)
 
-    def _stream(self) -> None:
-        """Subscribe to every topic (one call each) and apply what arrives, until the lease is
-        lost or a call ends; raises :class:`StreamDown` / :class:`ReplayTooOld`."""
-        stub = self._stub()
+    def _metadata_for(self, stub: Any, topic: str) -> Any:
+        """The auth metadata, after checking ``topic`` can be had (``GetTopic``); raises
+        :class:`StreamDown` with the reason when it cannot."""
         try:
             metadata = self.auth.metadata()
         except Exception as exc:
             raise StreamDown(f"no access token ({type(exc).__name__})") from None
         for attempt in (1, 2):
             try:
-                for topic in self.topics:
-                    stub.GetTopic(pb.TopicRequest(topic_name=topic), metadata=metadata, timeout=10)
-                break
+                stub.GetTopic(pb.TopicRequest(topic_name=topic), metadata=metadata, timeout=10)
+                return metadata
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED and attempt == 1:
                     # The cached token expired: log in once and try again at once.
@@ -308,51 +361,94 @@ class Subscriber:
                     continue
                 reason = f"GetTopic: {exc.code().name} {_error_code(exc)}".strip()
                 raise StreamDown(reason) from None
-        current = metadata
-        # Schemas are fetched with the latest good token (a new cache per stream is cheap:
-        # one GetSchema per schema id).
+        raise StreamDown("GetTopic: UNAUTHENTICATED")
+
+    def _open_channel(self, channel: Channel, inbox: queue.Queue) -> None:
+        """Subscribe ``channel`` (its topic only); a channel that cannot be had polls, alone:
+        CDC off for jobs must not stop application status changes, nor the reverse."""
+        try:
+            stub = self._stub()
+            metadata = self._metadata_for(stub, channel.topic)
+        except StreamDown as exc:
+            self._channel_ended(channel, exc)
+            return
+        # Schemas are fetched with the latest good token (one GetSchema per schema id).
         self.schemas = SchemaCache(
             lambda schema_id: (
                 stub.GetSchema(
-                    pb.SchemaRequest(schema_id=schema_id), metadata=current, timeout=30
+                    pb.SchemaRequest(schema_id=schema_id), metadata=metadata, timeout=30
                 ).schema_json
             )
         )
-        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        calls = []
-        for topic in self.topics:
-            calls.append(self._open(stub, topic, metadata, inbox))
+        call, wants = self._open(stub, channel.topic, metadata, inbox)
+        channel.call, channel.wants = call, wants
         with self._calls_lock:
-            self._calls = [c for c, _ in calls]
-        readers = [
-            threading.Thread(target=self._read, args=(topic, call, wants, inbox), daemon=True)
-            for topic, (call, wants) in zip(self.topics, calls, strict=True)
-        ]
-        for reader in readers:
-            reader.start()
-        was_polling = self.mode == POLLING
-        self._set_mode(STREAM, "")
-        self._streamed = True
-        if self._pending_reconcile:
+            self._calls.append(call)
+        threading.Thread(
+            target=self._read,
+            args=(channel.topic, call, wants, inbox),
+            name=f"events-{channel.name}",
+            daemon=True,
+        ).start()
+        was_polling = channel.mode == POLLING
+        channel.mode, channel.reason = STREAM, ""
+        if was_polling:
+            log.info("events: %s stream back; its delta polling stops", channel.name)
+        if channel.topic == JOB_TOPIC and self._pending_reconcile:
             reason, self._pending_reconcile = self._pending_reconcile, None
             self.reconcile(reason)
-        elif was_polling:
-            log.info("events: stream back; delta polling stops")
+
+    def _close_channel(self, channel: Channel) -> None:
+        call, wants = channel.call, channel.wants
+        channel.call = channel.wants = None
+        if call is None:
+            return
+        wants.put(None)
+        call.cancel()
+        with self._calls_lock:
+            self._calls = [c for c in self._calls if c is not call]
+
+    def _channel_ended(self, channel: Channel, error: Exception) -> None:
+        """A channel's call ended (or could not start): re-open it, or poll it alone."""
+        self._close_channel(channel)
+        now = self.clock()
+        if isinstance(error, ReplayTooOld):
+            log.warning("events: %s replay id refused (%s); reconciling", channel.name, error)
+            self.replay.forget(channel.topic)
+            if channel.topic == JOB_TOPIC:
+                self._pending_reconcile = "replay_too_old"
+            channel.next_try = now
+            return
+        # A stream that was up and dropped is re-opened at once (then after 1 s, 2 s: the
+        # guide's bounded retries with backoff); polling only when that fails.
+        channel.retries += 1
+        if channel.mode == STREAM and channel.retries <= 2:
+            log.info("events: %s stream ended (%s); subscribing again", channel.name, error)
+            channel.next_try = now + float(2 ** (channel.retries - 1) if channel.retries > 1 else 0)
+            return
+        if channel.mode != POLLING:
+            log.warning("events: %s stream unavailable (%s); delta polling", channel.name, error)
+            self.redis.delete(self._watermark_key(channel))
+            channel.next_poll = now
+        channel.mode, channel.reason = POLLING, str(error)
+        channel.next_try = now + self.stream_retry_seconds
+        if all(c.call is None for c in self.channels.values()) and self._channel is not None:
+            self._channel.close()  # a fresh channel next time: no reconnect backoff
+            self._channel = None
+
+    def _poll_channel(self, channel: Channel) -> None:
+        channel.next_poll = self.clock() + self.poll_seconds
         try:
-            while self._holding():
-                try:
-                    topic, item = inbox.get(timeout=self.heartbeat_seconds)
-                except queue.Empty:
-                    continue
-                if isinstance(item, Exception):
-                    raise item
-                self._handle(topic, item)
-        finally:
-            for call, wants in calls:
-                wants.put(None)
-                call.cancel()
-            with self._calls_lock:
-                self._calls = []
+            if channel.topic == JOB_TOPIC:
+                self.poll_once()
+            else:
+                self.poll_applications_once()
+        except Exception as exc:  # the org is unreachable too: keep serving, try again
+            log.warning(
+                "events: %s delta poll failed: %s",
+                channel.name,
+                f"{type(exc).__name__}: {exc}"[:200],
+            )
 
     def _open(self, stub: Any, topic: str, metadata: Any, inbox: queue.Queue) -> tuple[Any, Any]:
         stored = self.replay.get(topic)
@@ -376,14 +472,16 @@ class Subscriber:
         return call, wants
 
     def _read(self, topic: str, call: Any, wants: queue.Queue, inbox: queue.Queue) -> None:
-        """Forward one call's responses to the applying thread; ask for more as they come."""
+        """Forward one call's responses to the applying thread; ask for more as they come.
+        When the call ends, ``(call, error)``: the applier ignores the end of a call it
+        already replaced."""
         try:
             for response in call:
                 inbox.put((topic, response))
                 if response.pending_num_requested < self.batch_size // 2:
                     more = self.batch_size - response.pending_num_requested
                     wants.put(pb.FetchRequest(topic_name=topic, num_requested=more))
-            inbox.put((topic, StreamDown("the server ended the stream")))
+            inbox.put((topic, (call, StreamDown("the server ended the stream"))))
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return
@@ -391,9 +489,10 @@ class Subscriber:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and any(
                 marker in code or marker in (exc.details() or "") for marker in REPLAY_REFUSED
             ):
-                inbox.put((topic, ReplayTooOld(code or exc.details() or "")))
+                ended: Exception = ReplayTooOld(code or exc.details() or "")
             else:
-                inbox.put((topic, StreamDown(f"Subscribe: {exc.code().name} {code}".strip())))
+                ended = StreamDown(f"Subscribe: {exc.code().name} {code}".strip())
+            inbox.put((topic, (call, ended)))
 
     # ------------------------------------------------------------------ applying
 
@@ -449,8 +548,8 @@ class Subscriber:
 
     # ------------------------------------------------------------------ delta polling
 
-    def _watermark(self) -> dt.datetime:
-        raw = self.redis.get(self.watermark_key)
+    def _watermark(self, key: str | None = None) -> dt.datetime:
+        raw = self.redis.get(key or self.watermark_key)
         if raw:
             return dt.datetime.fromisoformat(raw.decode())
         # From when the snapshot was last known current (a minute of overlap is harmless:
@@ -467,25 +566,22 @@ class Subscriber:
         if report.upserted or report.removed:
             log.info("events: delta poll applied %s", report.as_dict())
 
-    def _poll_until_stream(self, reason: str) -> None:
-        """Delta polling until it is time to try the stream again (the caller loops)."""
-        if self.mode != POLLING:
-            log.warning("events: stream unavailable (%s); delta polling", reason)
-            self.redis.delete(self.watermark_key)
-        self._set_mode(POLLING, reason)
-        if self._channel is not None:  # a fresh channel next time: no reconnect backoff
-            self._channel.close()
-            self._channel = None
-        next_try = self.clock() + self.stream_retry_seconds
-        while self._holding():
-            try:
-                self.poll_once()
-            except Exception as exc:  # the org is unreachable too: keep serving, try again
-                log.warning("events: delta poll failed: %s", f"{type(exc).__name__}: {exc}"[:200])
-            now = self.clock()
-            if now >= next_try:
-                return
-            if self.stop_event.wait(min(self.poll_seconds, next_try - now)):
-                return
-            if self.clock() >= next_try:
-                return
+    def poll_applications_once(self) -> None:
+        """Application status changes by delta polling (the applications channel cannot be
+        streamed): one ``queryAll`` of the applications changed since the watermark."""
+        if self.applications is None:
+            return
+        key = self._watermark_key(self.channels[APPLICATION_TOPIC])
+        recorded, newest = self.applications.poll(
+            self._watermark(key), own_user=self.auth.user_id()
+        )
+        self.redis.set(key, newest.isoformat())
+        if recorded:
+            log.info("events: delta poll recorded %d application status change(s)", recorded)
+
+    def _watermark_key(self, channel: Channel) -> str:
+        return (
+            self.watermark_key
+            if channel.topic == JOB_TOPIC
+            else (f"{self.watermark_key}:{channel.name}")
+        )

@@ -152,23 +152,44 @@ def run_preflight(
 GATEWAY_KEY = "ATS_Gateway_Id__c"
 KEYED_OBJECTS = ("Contact", "bpats__Job_Board_Application__c")
 KEY_OPERATION = f"upsert by {GATEWAY_KEY}"
+#: Resumes (ContentVersion) carry the key too, set on create only: being Unique, a retried
+#: upload of the same file fails DUPLICATE_VALUE instead of attaching a second copy, even when
+#: the first upload is still in flight. ContentVersion takes custom fields (Object Manager >
+#: Content Version) and supports upsert(), so External ID fields: Salesforce's object
+#: reference, https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+#: object_reference/sforce_api_objects_contentversion.htm
+FILE_OBJECT = "ContentVersion"
+FILE_KEY_OPERATION = f"create with a unique {GATEWAY_KEY}"
 
 
-def gateway_key_problems(sobject: str, describe: Any) -> list[str]:
-    """Why ``describe`` (an ObjectDescribe) cannot be upserted by the gateway's key; [] = ok."""
+def gateway_key_problems(sobject: str, describe: Any, *, update: bool = True) -> list[str]:
+    """Why ``describe`` (an ObjectDescribe) cannot be upserted by the gateway's key (or, with
+    ``update`` False, created with it as a unique key); [] = ok."""
     field = describe.field(GATEWAY_KEY)
     if field is None:
         return [f"{sobject} has no field {GATEWAY_KEY}"]
     problems = []
-    for flag, meaning in (
+    flags = [
         ("externalId", "an External ID"),
         ("unique", "Unique"),
         ("createable", "writable on create (field-level security)"),
-        ("updateable", "writable on update (field-level security)"),
-    ):
+    ]
+    if update:
+        flags.append(("updateable", "writable on update (field-level security)"))
+    for flag, meaning in flags:
         if not field[flag]:
             problems.append(f"{sobject}.{GATEWAY_KEY} is not {meaning}")
     return problems
+
+
+def file_key_ready(get_entry: Any, connection: str = "job_portal") -> bool:
+    """Whether resumes can be created with the gateway's unique key (see ``FILE_OBJECT``)."""
+    try:
+        return not gateway_key_problems(
+            FILE_OBJECT, get_entry(connection, FILE_OBJECT).describe, update=False
+        )
+    except Exception:  # no describe at all: the conservative mode
+        return False
 
 
 def gateway_keys_ready(get_entry: Any, connection: str = "job_portal") -> bool:
@@ -194,10 +215,11 @@ def gateway_key_findings(
     if conn is None:
         return []
     findings = []
-    for obj in KEYED_OBJECTS:
+    for obj in (*KEYED_OBJECTS, FILE_OBJECT):
         entry = get_entry(connection, obj)
-        sets = granting_sets(conn, obj, "edit", permission_sets)
-        problems = gateway_key_problems(obj, entry.describe)
+        files = obj == FILE_OBJECT
+        sets = granting_sets(conn, obj, "create" if files else "edit", permission_sets)
+        problems = gateway_key_problems(obj, entry.describe, update=not files)
         state = MISSING if problems else OK
         if entry.source != ORG:
             state = UNVERIFIED
@@ -205,10 +227,14 @@ def gateway_key_findings(
             Finding(
                 connection=connection,
                 object=obj,
-                operation=KEY_OPERATION,
+                operation=FILE_KEY_OPERATION if files else KEY_OPERATION,
                 state=state,
                 permission_sets=sets,
-                endpoints=("delivery (exactly once after an ambiguous failure)",),
+                endpoints=(
+                    "resumes (attached once after an ambiguous upload)"
+                    if files
+                    else "delivery (exactly once after an ambiguous failure)",
+                ),
                 note="; ".join(problems) or (entry.error or "describe snapshot only"),
             )
         )

@@ -54,6 +54,41 @@ def api_purpose(name: str) -> Iterator[None]:
         _purpose.reset(reset)
 
 
+class CallTally:
+    """The org calls sent inside one :func:`count_calls` block (this thread/task only)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
+_tallies: contextvars.ContextVar[tuple[CallTally, ...]] = contextvars.ContextVar(
+    "api_call_tallies", default=()
+)
+
+
+@contextlib.contextmanager
+def count_calls() -> Iterator[CallTally]:
+    """Count the org calls this context sends inside the block, at the client, one per request.
+
+    The pacer learns a batch's cost from this, not from the difference of a shared counter read
+    before and after: that difference also holds other processes' calls, and reads as the org's
+    whole lifetime count when the "before" was read while no token (so no org) was known."""
+    tally = CallTally()
+    reset = _tallies.set((*_tallies.get(), tally))
+    try:
+        yield tally
+    finally:
+        _tallies.reset(reset)
+
+
+def note_call() -> None:
+    """One request is being sent to the org: count it in every open :func:`count_calls`."""
+    for tally in _tallies.get():
+        tally.calls += 1
+
+
 def set_purpose(name: str | None) -> None:
     """Set the purpose for what follows in this context (Celery's task_prerun); None: default."""
     _purpose.set(name if name in PURPOSES else INTERACTIVE)

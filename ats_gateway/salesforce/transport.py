@@ -24,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ats_gateway.salesforce.auth import Token, TokenManager
-from ats_gateway.salesforce.budget import ApiBudget
+from ats_gateway.salesforce.budget import ApiBudget, note_call
 from ats_gateway.salesforce.connections import ConnectionSettings
 from ats_gateway.salesforce.errors import RequestLimitExceeded, Unavailable, from_response
 
@@ -192,6 +192,7 @@ class Transport:
         if headers:
             request_headers.update(headers)
         self.api_calls += 1
+        note_call()
         try:
             response = self.session.request(
                 method,

@@ -287,20 +287,20 @@ class Pacer:
             mapping={"tokens": repr(decision.tokens), "at": repr(now), "total": total},
         )
 
-    def sent(self, calls: int) -> None:
+    def sent(self, calls: int, bound: int | None = None) -> None:
         """A batch went out and cost ``calls``: learn the cost (a batch the deliverer deferred
-        without a call teaches nothing)."""
+        without a call teaches nothing). ``bound``: the most a batch of its size can cost by
+        the deliverer's call plan; a count above it is an outlier and is learnt as the bound."""
         budget = self._budget()
         if budget is None or calls <= 0:
             return
+        if bound is not None and calls > bound:
+            log.warning("a batch counted %d org calls; its plan allows %d", calls, bound)
+            calls = bound
         key = self._state_key(budget)
         state = self._state(budget)
         cost = 0.5 * state.get("cost", DEFAULT_BATCH_COST) + 0.5 * calls
         self.redis.hset(key, mapping={"cost": repr(cost), "last_send": repr(self.clock())})
-
-    def delivery_calls(self) -> int:
-        budget = self._budget()
-        return 0 if budget is None else budget.calls_ever(DELIVERY)
 
     def _until_frees(self, budget: ApiBudget, need: float) -> float:
         """Seconds until ``need`` calls of the rolling window have aged out of it."""

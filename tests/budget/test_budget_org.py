@@ -9,6 +9,7 @@ generous polling deadlines; the assertions are on call counts, statuses and the 
 from __future__ import annotations
 
 import json
+import os
 import time
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from sandbox_stack import wait_for
 from ats_gateway.extensions import services
 from ats_gateway.tasks import budget as budget_cli
 
+SOAK = os.environ.get("ATS_GATEWAY_SOAK", "") not in ("", "0")
 # dedupe query + one /composite of upserts (Contacts, then applications) by the gateway's
 # External IDs ([14]'s keyed plan, services/applications/org.py; the sandbox has the fields)
 BATCH_COST = 2
@@ -57,6 +59,42 @@ def test_a_steady_trickle_stays_within_the_allowance(budget_stack):
     records = stack.statuses(ids).values()
     waited = [r["updated_at"] - r["created_at"] for r in records]
     assert max(waited) <= max_wait + 15, f"an application waited {max(waited):.0f} s"
+    rows = stack.in_org()
+    assert len(rows) == len(ids) == len({r["bpats__Email__c"] for r in rows})
+
+
+def test_a_token_expiry_mid_trickle_keeps_the_pace(budget_stack):
+    """[23] The org token leaves Redis (it expires hourly in production) twice during a trickle.
+    The batch that logs in again must be priced by the calls it sent, not by the org's
+    lifetime delivery count (the pacer read the count as 0 while no token was known, then
+    booked every earlier call to that one batch and made small batches wait for minutes).
+    Delivery keeps the normal pace, and the learned batch cost stays within the plan's bound."""
+    per_day = 13_000  # a 2-call batch every ~13 s
+    expiries = 10 if SOAK else 2  # `make soak`: ten expiries, ~4 minutes
+    stack = budget_stack(
+        api_calls_per_day=per_day, delivery_max_wait_seconds=600, delivery_window_seconds=0.5
+    )
+    before = stack.org_calls()
+    ids, costs = [], []
+    for i in range(20 * (expiries + 1)):
+        ids.append(stack.submit(i))
+        if i == 20:  # a gateway up for hours: its lifetime delivery count is in the hundreds
+            for key in stack.redis.scan_iter(match="*spend:*"):
+                stack.redis.hincrby(key, "all|delivery", 300)
+        if i and i % 20 == 0:
+            tokens = list(stack.redis.scan_iter(match="*sf:token:job_portal*"))
+            assert tokens, "the worker should have logged in by now"
+            stack.redis.delete(*tokens)
+        costs.append(stack.forecast()["batch_cost"])
+        time.sleep(0.5)
+    # At the pace of a correct cost every application is in within ~2 batches of the last
+    # one; a batch priced at the lifetime count would hold the rest for minutes.
+    wait_for(lambda: delivered(stack, ids), 90, 0.25, what="every application, at the pace")
+    forecast = stack.forecast()
+    costs.append(forecast["batch_cost"])
+    assert max(costs) <= 4, costs  # the plan: 2 calls (+ a replay), whatever the lifetime count
+    calls = stack.org_calls() - before
+    assert forecast["spent_24h"]["delivery"] == calls
     rows = stack.in_org()
     assert len(rows) == len(ids) == len({r["bpats__Email__c"] for r in rows})
 

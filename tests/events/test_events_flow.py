@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from sandbox_org import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
 JOB = "bpats__Job__c"
+APPLICATION = "bpats__Job_Board_Application__c"
+STATUS = "bpats__Status__c"
 STATE_KEY = "ats-gateway:events:state"
 
 
@@ -300,9 +303,9 @@ def test_idle_costs_no_org_calls(subscriber, sandbox, store):
     assert usage(sandbox) == calls
 
 
-def test_org_status_of_a_delivered_application_is_recorded(
-    gateway, org, subscriber, store, tmp_path_factory, api
-):
+@pytest.fixture(scope="module")
+def delivered(gateway, store, api, tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """An application the gateway delivered (a real worker), and how to read its status."""
     worker = start_worker(
         gateway.config["SETTINGS"], gateway.extensions["celery"], tmp_path_factory.mktemp("w")
     )
@@ -330,21 +333,68 @@ def test_org_status_of_a_delivered_application_is_recorded(
         def status() -> dict[str, Any]:
             return http.get(f"/v1/applications/{app_id}", headers=headers).get_json()
 
-        delivered = wait_for(lambda: (s := status())["status"] == "delivered" and s, 60)
-        assert "org_status" not in delivered  # its own CREATE event changes nothing
-        org.update(
-            "bpats__Job_Board_Application__c",
-            delivered["salesforce_id"],
-            {"bpats__Status__c": "In Review"},
-        )
-        seen = wait_for(lambda: (s := status()).get("org_status") == "In Review" and s)
-        assert seen["status"] == "delivered"
-        entries = store.xrevrange("ats:events:application_status", count=5)
-        mine = [e for _, e in entries if e[b"application_id"].decode() == app_id]
-        assert mine and mine[0][b"org_status"] == b"In Review"
-        assert mine[0][b"salesforce_id"].decode() == delivered["salesforce_id"]
+        view = wait_for(lambda: (s := status())["status"] == "delivered" and s, 60)
     finally:
         worker.stop()
+    yield SimpleNamespace(id=app_id, salesforce_id=view["salesforce_id"], view=view, status=status)
+
+
+def org_status_becomes(org, delivered, value: str, how: str) -> dict[str, Any]:
+    org.update("bpats__Job_Board_Application__c", delivered.salesforce_id, {STATUS: value})
+    return wait_for(
+        lambda: (s := delivered.status()).get("org_status") == value and s, 30, what=how
+    )
+
+
+def test_org_status_of_a_delivered_application_is_recorded(org, subscriber, store, delivered):
+    assert "org_status" not in delivered.view  # its own CREATE event changes nothing
+    seen = org_status_becomes(org, delivered, "In Review", "the status, by event")
+    assert seen["status"] == "delivered"
+    entries = store.xrevrange("ats:events:application_status", count=5)
+    mine = [e for _, e in entries if e[b"application_id"].decode() == delivered.id]
+    assert mine and mine[0][b"org_status"] == b"In Review"
+    assert mine[0][b"salesforce_id"].decode() == delivered.salesforce_id
+
+
+def test_each_channel_falls_back_and_recovers_on_its_own(
+    api, org, subscriber, sandbox, store, gateway, delivered
+):
+    """[23] Change Data Capture off for jobs only: jobs are polled, while application status
+    changes still arrive as events (they used to wait for the job stream, for ever if the
+    setting was permanent). Then off for applications only: their status changes arrive by
+    polling while jobs stream. /readyz says which channel is in which mode."""
+    job = public_job(api, 2)
+    faults(sandbox, pubsub_cdc={JOB: False}, pubsub_drop_streams=True)
+    try:
+        wait_for(lambda: state(store).get("jobs_mode") == "polling", 30, what="jobs polling")
+        assert state(store)["mode"] == "polling"  # degraded as a whole
+        wait_for(lambda: state(store).get("applications_mode") == "stream", 30)
+        with gateway.test_client() as client:
+            events = client.get("/readyz").get_json()["checks"]["events"]
+        assert events["channels"]["jobs"]["mode"] == "polling", events
+        assert events["channels"]["applications"] == {"mode": "stream"}, events
+        polled = f"NoCdc {uuid.uuid4().hex[:8]}"
+        org.update(JOB, job["id"], {"bpats__Job_Title__c": polled})
+        wait_for(lambda: title_of(api, job["id"]) == polled, 30, what="the change, by polling")
+        org_status_becomes(org, delivered, "Processed", "the status, by event, jobs polling")
+    finally:
+        faults(sandbox, pubsub_cdc={JOB: True})
+    wait_for(lambda: state(store).get("mode") == "stream", 30, what="the stream back")
+
+    faults(sandbox, pubsub_cdc={APPLICATION: False}, pubsub_drop_streams=True)
+    try:
+        wait_for(lambda: state(store).get("applications_mode") == "polling", 30)
+        assert state(store)["jobs_mode"] == "stream"
+        org_status_becomes(org, delivered, "Rejected", "the status, by polling")
+        streamed = f"Cdc {uuid.uuid4().hex[:8]}"
+        org.update(JOB, job["id"], {"bpats__Job_Title__c": streamed})
+        wait_for(lambda: title_of(api, job["id"]) == streamed, 30, what="the change, by event")
+    finally:
+        faults(sandbox, pubsub_cdc={APPLICATION: True})
+    wait_for(lambda: state(store).get("mode") == "stream", 30, what="the stream back")
+    entries = store.xrevrange("ats:events:application_status", count=10)
+    mine = [e[b"org_status"] for _, e in entries if e[b"application_id"].decode() == delivered.id]
+    assert mine[:2] == [b"Rejected", b"Processed"], mine  # each change once, newest first
 
 
 def test_cdc_not_enabled_falls_back_to_polling(api, org, subscriber, sandbox, store):

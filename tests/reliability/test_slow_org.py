@@ -8,6 +8,7 @@ within a second or two: the org commits it, the worker never hears so.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import Counter
 
@@ -316,6 +317,56 @@ def test_without_the_external_ids_an_ambiguous_write_is_parked(stack):
         keys(True)
     assert set(_org_keys(stack, tag)) == {None}, "unkeyed mode wrote the key"
     assert Counter(_org_keys(stack, tag))[None] == len(accepted)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["file-key", "no-file-key"])
+def test_a_slow_upload_attaches_each_resume_once(stack, keyed):
+    """[23] Only the uploads are slow: 4 s in the org against a 1 s read timeout, so every
+    first upload is still in flight when the retry looks for the file. With the gateway's
+    unique key on ContentVersion (ATS_Gateway_Id__c) a second create of the same key fails
+    DUPLICATE_VALUE once the first commits, and the look-up by key finds it; without it an
+    unanswered upload is parked for the settle time before the org is read again. Read from
+    the org: each application has exactly one file, the one its status names."""
+    tag = new_tag("u" + str(int(keyed)))
+    resume = {"filename": "cv.txt", "content_base64": base64.b64encode(b"Ada's CV\n").decode()}
+    url = f"{stack.sandbox.url}/__sandbox__/objects/ContentVersion/fields/{GATEWAY_KEY}"
+    metadata = services(stack.app).metadata
+
+    def file_key(on: bool) -> None:
+        requests.patch(url, json={"externalId": on, "unique": on}, timeout=5).raise_for_status()
+        metadata.cache.refresh("job_portal", "ContentVersion", force=True)
+
+    if not keyed:
+        file_key(False)
+    with SwappedWorkers(stack, sf_read_timeout=1.0, delivery_settle_seconds=6):
+        stack.faults(upload_latency_ms=4000)
+        try:
+            accepted = _submit(stack, tag, scale(10, 100), resume=resume)
+
+            def retried() -> bool:  # retried (keyed), or parked for the settle time
+                records = [stack.outbox.get(i) or {} for i in accepted]
+                return any(
+                    r.get("attempts") or (r.get("deferred") or {}).get("code") == "AMBIGUOUS_WRITE"
+                    for r in records
+                )
+
+            wait_for(retried, 30, "an upload that timed out")
+            final = assert_exactly_once(stack, accepted, tag, timeout=scale(90, 300))
+        finally:
+            stack.faults(upload_latency_ms=0)
+            if not keyed:
+                file_key(True)
+    apps = {r["result"]["salesforce_id"][:15]: r["result"].get("resume_id") for r in final.values()}
+    assert all(apps.values()), "an application was delivered without its resume"
+    ids = ",".join(f"'{i}'" for i in apps)
+    files = stack.org_rows(
+        f"SELECT Id, FirstPublishLocationId, {GATEWAY_KEY} FROM ContentVersion "
+        f"WHERE FirstPublishLocationId IN ({ids})"
+    )
+    per_application = Counter(str(f["FirstPublishLocationId"])[:15] for f in files)
+    assert per_application == dict.fromkeys(apps, 1), f"files per application: {per_application}"
+    assert {f["Id"] for f in files} == set(apps.values())
+    assert {f[GATEWAY_KEY] for f in files} == (set(accepted) if keyed else {None})
 
 
 def test_readyz_degrades_when_delivery_is_stuck(stack):

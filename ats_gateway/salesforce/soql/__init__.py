@@ -48,6 +48,7 @@ from ats_gateway.salesforce.soql.literals import (
     UnknownField,
     escape,
     literal,
+    parse_datetime,
     unescape,
 )
 from ats_gateway.salesforce.soql.reader import QueryShape, Token, inspect, tokenize
@@ -73,6 +74,7 @@ __all__ = [
     "literal",
     "not_",
     "or_",
+    "parse_datetime",
     "resolve_path",
     "select",
     "tokenize",

@@ -142,3 +142,16 @@ def literal(value: Any) -> str:
 def _plain_decimal(value: Decimal) -> str:
     text = format(value, "f")
     return "0" if text in ("-0", "-0.0") else text
+
+
+def parse_datetime(value: Any) -> dt.datetime | None:
+    """A dateTime as the REST API returns it (``2026-01-02T03:04:05.000+0000``), or None."""
+    if not value:
+        return None
+    text = str(value).replace("Z", "+00:00")
+    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None

@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -164,6 +165,7 @@ class ApplicationsDeliverer:
         max_jobs_per_query: int = 100,
         budget_defer_seconds: float = BUDGET_DEFER_SECONDS,
         keyed: bool | Callable[[], bool] = False,
+        files_keyed: bool | Callable[[], bool] = False,
         settle_seconds: float = SETTLE_SECONDS,
         describe_stale: Callable[[str], Any] | None = None,
     ) -> None:
@@ -173,12 +175,33 @@ class ApplicationsDeliverer:
         self.api_version = api_version
         self.max_jobs_per_query = max_jobs_per_query
         self.keyed = keyed
+        self.files_keyed = files_keyed
         self.settle_seconds = settle_seconds
         self.describe_stale = describe_stale
         self._stale: set[str] = set()
 
     def is_keyed(self) -> bool:
         return bool(self.keyed() if callable(self.keyed) else self.keyed)
+
+    def files_are_keyed(self) -> bool:
+        return bool(self.files_keyed() if callable(self.files_keyed) else self.files_keyed)
+
+    def call_bound(self, items: Sequence[Item]) -> int:
+        """The most org calls one :meth:`deliver` of ``items`` can make with this plan.
+
+        The pacer learns a batch's cost from what it really cost; this bound keeps one outlier
+        (a miscount, a storm of retries) from teaching it that a batch of one costs hundreds.
+        Per 500 new candidates: the dedupe composite (more when the batch names more jobs than
+        one query holds), Contacts and applications (two creates when unkeyed); files packed by
+        size, and the look-up a retried upload makes first; one replay after a re-login."""
+        n = len(items)
+        jobs = len({str(item.payload.get(JOB, "")) for item in items})
+        create = math.ceil(n / 500) * (2 + math.ceil(jobs / self.max_jobs_per_query))
+        files = [item for item in items if "resume" in item.attachments]
+        encoded = sum((_size(item.attachments, "resume") + 2) // 3 * 4 for item in files)
+        uploads = max(math.ceil(encoded / FILES_BYTES_PER_CALL), math.ceil(len(files) / 1000))
+        lookups = math.ceil(len(files) / 1500)
+        return create + uploads + lookups + 1
 
     # ------------------------------------------------------------------ entry point
 
@@ -436,7 +459,7 @@ class ApplicationsDeliverer:
         """Unkeyed mode: a create whose outcome is unknown (no answer: read timeout, reset)
         may have committed. Retrying at once would re-read the org before that write is
         visible and create it again, so the batch is parked for the settle time first."""
-        if isinstance(error, Unavailable) and error.status is None:
+        if _ambiguous(error):
             return Outcome.defer(
                 self.settle_seconds,
                 code="AMBIGUOUS_WRITE",
@@ -493,24 +516,23 @@ class ApplicationsDeliverer:
         for i in indexes:
             if i not in todo:
                 outcomes[i] = self._delivered(items[i])
-        # An earlier attempt may have uploaded the file and died before recording it: look
-        # in the org first, so a redelivery never attaches the same resume twice.
+        keyed = self.files_are_keyed() if todo else False
+        # An earlier attempt may have uploaded the file and died, or timed out, before
+        # recording it: look in the org first. Keyed, the look-up is by the file's own key and
+        # the key is unique, so even an upload still in flight cannot become a second file
+        # (a second create of the key fails DUPLICATE_VALUE once the first commits). Unkeyed,
+        # the look-up is by the application, and an unanswered upload parks first (below).
         retried = [i for i in todo if items[i].progress.get("resume_attempted")]
         if retried:
             try:
-                found = self._uploaded_resumes(
-                    [items[i].progress["salesforce_id"] for i in retried]
-                )
+                found = self._uploaded_resumes([items[i] for i in retried], keyed=keyed)
             except SalesforceError as exc:
                 for i in todo:
                     outcomes[i] = self._on_error(exc)
                 return
-            done = [i for i in retried if items[i].progress["salesforce_id"][:15] in found]
+            done = [i for i in retried if _file_ref(items[i], keyed) in found]
             progress.many(
-                [
-                    (items[i], {"resume_id": found[items[i].progress["salesforce_id"][:15]]})
-                    for i in done
-                ]
+                [(items[i], {"resume_id": found[_file_ref(items[i], keyed)]}) for i in done]
             )
             for i in done:
                 outcomes[i] = self._delivered(items[i])
@@ -534,17 +556,27 @@ class ApplicationsDeliverer:
                 item = items[i]
                 meta = item.payload.get("resume") or {}
                 filename = meta.get("filename") or "resume.txt"
-                records.append(
-                    {
-                        "Title": filename,
-                        "PathOnClient": filename,
-                        "VersionData": base64.b64encode(item.attachments["resume"]).decode(),
-                        "FirstPublishLocationId": item.progress["salesforce_id"],
-                    }
-                )
+                record = {
+                    "Title": filename,
+                    "PathOnClient": filename,
+                    "VersionData": base64.b64encode(item.attachments["resume"]).decode(),
+                    "FirstPublishLocationId": item.progress["salesforce_id"],
+                }
+                if keyed:
+                    record[GATEWAY_KEY] = item.id
+                records.append(record)
             # Noted before the call, as for applications: a retry first looks for the file.
             progress.many([(items[i], {"resume_attempted": True}) for i in group])
-            results = self.client.bulk_create("ContentVersion", records, all_or_none=False)
+            try:
+                results = self.client.bulk_create("ContentVersion", records, all_or_none=False)
+            except SalesforceError as exc:
+                for i in group:
+                    outcomes[i] = (
+                        self._on_error(exc, sobject="ContentVersion")
+                        if keyed
+                        else self._on_write_error(exc, sobject="ContentVersion")
+                    )
+                continue
             progress.many(
                 [
                     (items[i], {"resume_id": result.id})
@@ -556,7 +588,13 @@ class ApplicationsDeliverer:
                 item = items[i]
                 if result.success and result.id:
                     outcomes[i] = self._delivered(item)
-                elif result.error is not None and result.error.retryable:
+                elif not keyed and _ambiguous(result.error):
+                    outcomes[i] = self._on_write_error(result.error, sobject="ContentVersion")
+                elif result.error is not None and (
+                    result.error.retryable or result.error.error_code in KEY_RACE_CODES
+                ):
+                    # KEY_RACE_CODES: an earlier attempt's upload of this file committed
+                    # meanwhile; the next attempt's look-up finds it.
                     outcomes[i] = self._on_error(result.error)
                 else:
                     # The application is in the org; only its file was refused. Say so.
@@ -566,22 +604,24 @@ class ApplicationsDeliverer:
                         resume_error=(error.message if error else "The file was refused."),
                     )
 
-    def _uploaded_resumes(self, application_ids: list[str]) -> dict[str, str]:
-        """(application id15 -> ContentVersion id) of files already linked to these
-        applications; one composite of up to 5 queries per 1,500 applications."""
+    def _uploaded_resumes(self, items: Sequence[Item], *, keyed: bool) -> dict[str, str]:
+        """(:func:`_file_ref` -> ContentVersion id) of files already in the org for these
+        applications: by the files' own key when ``keyed``, else by the application they were
+        published to. One composite of up to 5 queries per 1,500 applications."""
         per_query = 300  # 300 quoted, URL-encoded ids stay far below the URI limit
+        column = GATEWAY_KEY if keyed else "FirstPublishLocationId"
+        refs = [_file_ref(item, keyed) for item in items]
         queries = [
-            soql.select("Id", "FirstPublishLocationId")
+            soql.select("Id", column)
             .from_("ContentVersion")
-            .where(
-                soql.field("FirstPublishLocationId").in_(application_ids[start : start + per_query])
-            )
-            for start in range(0, len(application_ids), per_query)
+            .where(soql.field(column).in_(refs[start : start + per_query]))
+            for start in range(0, len(refs), per_query)
         ]
         found: dict[str, str] = {}
         for records in self.client.query_many(queries):
             for record in records:
-                found.setdefault(str(record["FirstPublishLocationId"])[:15], record["Id"])
+                ref = str(record[column])
+                found.setdefault(ref if keyed else ref[:15], record["Id"])
         return found
 
     # ------------------------------------------------------------------ outcomes
@@ -654,6 +694,17 @@ def _collection_results(body: Any, first: int, count: int) -> list[RecordOutcome
 def _key(item: Item) -> tuple[str, str]:
     record = item.payload["record"]
     return str(record[EMAIL]).strip().lower(), str(record[JOB])
+
+
+def _ambiguous(error: SalesforceError | None) -> bool:
+    """No answer (read timeout, connection reset): the write may have committed in the org."""
+    return isinstance(error, Unavailable) and error.status is None
+
+
+def _file_ref(item: Item, keyed: bool) -> str:
+    """How a retry finds an item's file in the org: its key (the application's gateway id), or
+    unkeyed the application it was published to (the id's first 15 characters)."""
+    return item.id if keyed else str(item.progress["salesforce_id"])[:15]
 
 
 def _size(attachments: Any, name: str) -> int:

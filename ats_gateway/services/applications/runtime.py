@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ats_gateway.config import Settings
 from ats_gateway.metadata.contracts import ResumeRule
-from ats_gateway.metadata.preflight import gateway_keys_ready
+from ats_gateway.metadata.preflight import file_key_ready, gateway_keys_ready
 from ats_gateway.metadata.service import Metadata
 from ats_gateway.salesforce import SalesforceClient
 from ats_gateway.services.applications.intake import ApplicationService, JobIsOpen
@@ -50,6 +50,9 @@ def build_deliverer(
         budget_defer_seconds=settings.delivery_budget_defer_seconds,
         # Upsert by ATS_Gateway_Id__c where the org has it (the describe cache says so).
         keyed=lambda: gateway_keys_ready(metadata.cache.get, CONNECTION),
+        # Resumes carry the key too where ContentVersion has it: a retried upload never
+        # attaches a second copy; without it an unanswered upload parks for the settle time.
+        files_keyed=lambda: file_key_ready(metadata.cache.get, CONNECTION),
         settle_seconds=settings.delivery_settle_seconds,
         describe_stale=lambda sobject: metadata.cache.refresh(CONNECTION, sobject, force=True),
     )

@@ -11,18 +11,26 @@ webhooks ([17]) consume::
 
 The stream is capped (``MAXLEN ~ 100000``). Changes the gateway made itself are filtered out
 by the caller (the event's ``commitUser`` is the integration user).
+
+Without the applications' change events (Change Data Capture off for the object, no
+permission to its channel), :meth:`ApplicationStatusEvents.poll` reads the same changes by
+delta polling: one ``queryAll`` of the applications whose ``SystemModstamp`` passed the
+watermark, recorded only where the org status differs from the one last recorded.
 An application is found by its org id through the index the delivery writes
 (:meth:`~ats_gateway.services.delivery.Outbox.org_id_key`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
+from ats_gateway.salesforce import soql
 from ats_gateway.services.delivery import Outbox
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,20 @@ log = logging.getLogger(__name__)
 STREAM_KEY = "ats:events:application_status"
 STATUS_FIELD = "bpats__Status__c"
 STREAM_MAXLEN = 100_000
+APPLICATION = "bpats__Job_Board_Application__c"
+
+
+@dataclass
+class PolledChange:
+    """A row read by delta polling, shaped like a change event for :meth:`apply`."""
+
+    change_type: str
+    record_ids: tuple[str, ...]
+    commit_timestamp: int  # epoch ms
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def carried(self) -> dict[str, Any]:
+        return self.values
 
 
 class ApplicationStatusEvents:
@@ -40,17 +62,52 @@ class ApplicationStatusEvents:
         *,
         status_field: str = STATUS_FIELD,
         stream_key: str = STREAM_KEY,
+        client: Callable[[], Any] | None = None,
     ) -> None:
         self.redis = redis_client
         self.outbox = outbox
         self.status_field = status_field
         self.stream_key = stream_key
+        self.client = client
         self.recorded = 0
         self.ignored = 0
 
-    def apply(self, events: Sequence[Any], *, ignored: int = 0) -> int:
+    def poll(self, watermark: dt.datetime, *, own_user: str = "") -> tuple[int, dt.datetime]:
+        """Delta polling: the applications changed in the org since ``watermark`` (deleted
+        rows included), recorded where their status differs from the last one recorded;
+        changes by ``own_user`` (the gateway's integration user) are skipped. Returns how
+        many were recorded and the next watermark."""
+        if self.client is None:
+            raise RuntimeError("no org client to poll with")
+        fields = ["Id", self.status_field, "SystemModstamp", "LastModifiedById", "IsDeleted"]
+        query = (
+            soql.select(*fields)
+            .from_(APPLICATION)
+            .where(soql.field("SystemModstamp").gt(watermark))
+        )
+        newest, changes, skipped = watermark, [], 0
+        for row in self.client().query_all(query):
+            stamp = soql.parse_datetime(row.get("SystemModstamp"))
+            if stamp is not None and stamp > newest:
+                newest = stamp
+            if own_user and str(row.get("LastModifiedById") or "")[:15] == own_user[:15]:
+                skipped += 1
+                continue
+            changes.append(
+                PolledChange(
+                    "DELETE" if row.get("IsDeleted") else "UPDATE",
+                    (str(row["Id"]),),
+                    int((stamp or newest).timestamp() * 1000),
+                    {self.status_field: row.get(self.status_field)},
+                )
+            )
+        return self.apply(changes, ignored=skipped, only_changed=True), newest
+
+    def apply(self, events: Sequence[Any], *, ignored: int = 0, only_changed: bool = False) -> int:
         """Record the org status carried by each event (duck-typed
-        :class:`~ats_gateway.events.decoder.ChangeEvent`); returns how many were recorded."""
+        :class:`~ats_gateway.events.decoder.ChangeEvent`); returns how many were recorded.
+        ``only_changed``: skip a status equal to the one last recorded (a polled row says the
+        record changed, not that its status did)."""
         self.ignored += ignored
         recorded = 0
         for event in events:
@@ -68,6 +125,12 @@ class ApplicationStatusEvents:
                 key = self.outbox.item_key(item_id)
                 if not self.redis.exists(key):
                     continue  # expired meanwhile: HSET would resurrect a partial record
+                if only_changed:
+                    last = self.redis.hget(key, "org_status")
+                    if (last.decode() if last else None) == str(status or "") or (
+                        last is None and event.change_type == "UPDATE" and not status
+                    ):
+                        continue
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.hset(
                     key,

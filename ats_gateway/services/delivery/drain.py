@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import redis
 
-from ats_gateway.salesforce.budget import api_purpose
+from ats_gateway.salesforce.budget import api_purpose, count_calls
 from ats_gateway.services.delivery.model import (
     Deliverer,
     Outcome,
@@ -40,9 +40,7 @@ class Pacer(Protocol):
 
     def decide(self, outbox: Outbox) -> Any: ...
 
-    def sent(self, calls: int) -> None: ...
-
-    def delivery_calls(self) -> int: ...
+    def sent(self, calls: int, bound: int | None = None) -> None: ...
 
 
 def drain(
@@ -79,14 +77,12 @@ def drain(
     pace_wait: float | None = None
     try:
         while report.batches < max_batches and time.monotonic() - started < max_seconds:
-            calls_before = 0
             if pacer is not None:
                 decision = pacer.decide(outbox)
                 report.pace = decision.as_dict()
                 if not decision.send:
                     pace_wait = decision.wait
                     break
-                calls_before = pacer.delivery_calls()
             token, items = outbox.claim(batch_size)
             if not items:
                 break
@@ -95,7 +91,7 @@ def drain(
 
             progress = _Progress(outbox, token, lock)
             try:
-                with api_purpose(purpose):
+                with api_purpose(purpose), count_calls() as tally:
                     outcomes = deliverer.deliver(items, progress)
             except Exception as exc:  # a bug or an unexpected answer must not lose the batch
                 log.exception("delivery of %d %s failed unexpectedly", len(items), outbox.kind)
@@ -103,9 +99,12 @@ def drain(
                     Outcome.retry(code="INTERNAL_ERROR", message=type(exc).__name__) for _ in items
                 ]
             if pacer is not None:
-                calls = pacer.delivery_calls() - calls_before
+                # What this batch sent, counted at the client (see count_calls), and the most
+                # its plan can cost, so an outlier never teaches the pacer a wrong price.
+                calls = tally.calls
+                bound = getattr(deliverer, "call_bound", None)
                 report.calls += calls
-                pacer.sent(calls)
+                pacer.sent(calls, bound(items) if bound is not None else None)
                 log.info(
                     "%s batch of %d sent (%s): %d org call(s)",
                     outbox.kind,

@@ -244,6 +244,10 @@ class NotifyingDeliverer:
         self.inner = inner
         self.publisher = publisher
 
+    def call_bound(self, items: Sequence[Item]) -> int | None:
+        bound = getattr(self.inner, "call_bound", None)
+        return None if bound is None else bound(items)
+
     def deliver(self, items: Sequence[Item], progress: ProgressRecorder) -> list[Outcome]:
         outcomes = self.inner.deliver(items, progress)
         if len(outcomes) == len(items):
