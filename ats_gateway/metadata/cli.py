@@ -150,16 +150,25 @@ def cmd_doctor(
         )
         if f.connection in wanted
     ]
+    # Settings a board needs ([22]): the LinkedIn feed's companyId / posterEmail.
+    from ats_gateway.services.feeds.linkedin_feed import settings_problems
+
+    unset = settings_problems(settings)
     if args.json:
-        print(json.dumps([f.as_dict() for f in findings], indent=2), file=out)
+        rows = [f.as_dict() for f in findings]
+        rows += [{"setting": name, "state": MISSING, "sentence": text} for name, text in unset]
+        print(json.dumps(rows, indent=2), file=out)
     else:
         for f in findings:
             mark = {"ok": "ok     ", MISSING: "MISSING", UNVERIFIED: "UNKNOWN"}[f.state]
             print(f"{mark} {f.sentence}", file=out)
-    missing = sum(f.state == MISSING for f in findings)
+        for _, text in unset:
+            print(f"MISSING {text}", file=out)
+    missing = sum(f.state == MISSING for f in findings) + len(unset)
     unverified = sum(f.state == UNVERIFIED for f in findings)
+    checks = len(findings) + len(unset)
     print(
-        f"{len(findings)} checks: {len(findings) - missing - unverified} ok, {missing} missing, "
+        f"{checks} checks: {checks - missing - unverified} ok, {missing} missing, "
         f"{unverified} not verified",
         file=out,
     )

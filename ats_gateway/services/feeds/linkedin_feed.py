@@ -18,9 +18,13 @@ Recommended elements sent: ``city``, ``state``, ``country``, ``postalCode``,
 ``workplaceTypes`` (``On-site`` / ``Remote`` / ``Hybrid``), ``jobtype`` (``FULL_TIME``,
 ``PART_TIME``, ``CONTRACT``, ``TEMPORARY``, ``INTERNSHIP``). Not confirmed (vocabulary or
 shape not readable here), so not sent: salary, ``experienceLevel``, industry and function
-codes. ``companyId`` and ``posterEmail`` come from settings; when unset the elements are still
-emitted (empty), so the feed's shape does not change when they are configured. A description
-shorter than 100 characters is sent as is (LinkedIn will not post that job; we do not pad).
+codes. ``companyId`` (numeric: the id in the LinkedIn Page's admin URL) and ``posterEmail``
+come from settings (``ATS_GATEWAY_LINKEDIN_COMPANY_ID`` / ``_POSTER_EMAIL``); while either is
+missing, :meth:`LinkedInAccount.missing` names it and the gateway answers the feed URL with a
+503 problem saying so (and ``ats-gateway doctor`` reports it) instead of serving a feed every
+job of which LinkedIn would reject. A description shorter than 100 characters is sent as is
+(LinkedIn will not post that job; we do not pad). Country is sent as the org has it (the
+guide's ``location`` wants a country name for non-US jobs).
 """
 
 from __future__ import annotations
@@ -63,6 +67,32 @@ MAX_JOB_ID = 40
 class LinkedInAccount:
     company_id: str = ""
     poster_email: str = ""
+
+    def missing(self) -> list[str]:
+        """The settings LinkedIn needs that are unset or malformed (empty: the feed is valid)."""
+        out = []
+        if not self.company_id.strip().isdigit():
+            out.append("ATS_GATEWAY_LINKEDIN_COMPANY_ID")
+        if "@" not in self.poster_email.strip()[1:-1]:
+            out.append("ATS_GATEWAY_LINKEDIN_POSTER_EMAIL")
+        return out
+
+
+def settings_problems(settings: Any) -> list[tuple[str, str]]:
+    """``(setting, sentence)`` for each setting the LinkedIn feed lacks while it is turned on
+    (``ats-gateway doctor``); none while ``feed_key_linkedin`` is empty (the feed is off)."""
+    if not settings.feed_key_linkedin:
+        return []
+    account = LinkedInAccount(settings.linkedin_company_id, settings.linkedin_poster_email)
+    return [
+        (
+            name,
+            f"setting {name}: LinkedIn requires it on every job; /feeds/linkedin.xml answers "
+            "503 until it is set"
+            + (" (the numeric id of the company's LinkedIn Page)" if "COMPANY" in name else ""),
+        )
+        for name in account.missing()
+    ]
 
 
 def build(
