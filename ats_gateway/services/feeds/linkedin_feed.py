@@ -36,6 +36,7 @@ from typing import Any
 
 from lxml import etree
 
+from ats_gateway.config import linkedin_feed_missing
 from ats_gateway.services.feeds.indeed_feed import with_utm
 from ats_gateway.services.feeds.jobposting import Organization
 from ats_gateway.services.feeds.xmlfeed import cdata, location_text, plain, serialize
@@ -70,29 +71,7 @@ class LinkedInAccount:
 
     def missing(self) -> list[str]:
         """The settings LinkedIn needs that are unset or malformed (empty: the feed is valid)."""
-        out = []
-        if not self.company_id.strip().isdigit():
-            out.append("ATS_GATEWAY_LINKEDIN_COMPANY_ID")
-        if "@" not in self.poster_email.strip()[1:-1]:
-            out.append("ATS_GATEWAY_LINKEDIN_POSTER_EMAIL")
-        return out
-
-
-def settings_problems(settings: Any) -> list[tuple[str, str]]:
-    """``(setting, sentence)`` for each setting the LinkedIn feed lacks while it is turned on
-    (``ats-gateway doctor``); none while ``feed_key_linkedin`` is empty (the feed is off)."""
-    if not settings.feed_key_linkedin:
-        return []
-    account = LinkedInAccount(settings.linkedin_company_id, settings.linkedin_poster_email)
-    return [
-        (
-            name,
-            f"setting {name}: LinkedIn requires it on every job; /feeds/linkedin.xml answers "
-            "503 until it is set"
-            + (" (the numeric id of the company's LinkedIn Page)" if "COMPANY" in name else ""),
-        )
-        for name in account.missing()
-    ]
+        return linkedin_feed_missing(self.company_id, self.poster_email)
 
 
 def build(
