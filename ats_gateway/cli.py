@@ -352,16 +352,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         settings = Settings.from_env(
             env="dev",
-            secret_key=_secret(data_dir),
-            public_url=f"http://{args.host}:{args.port}",
-        )
-        # The board feeds on, with demo tokens, so a newcomer sees them ([22]).
-        from ats_gateway.api.demo import demo_feed_settings
-
-        feed_settings = demo_feed_settings(settings, os.environ)
-        settings = Settings.from_env(
-            **feed_settings,
-            env="dev",
             redis_url=redis_server.url,
             secret_key=_secret(data_dir),
             public_url=f"http://{args.host}:{args.port}",
@@ -374,6 +364,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
             ),
         )
+        # The board feeds on, with demo tokens, so a newcomer sees them ([22]).
+        from ats_gateway.api.demo import demo_feed_settings
+
+        settings = settings.replace(**demo_feed_settings(settings, os.environ))
         env = child_env(settings)
         gateway_url = f"http://{args.host}:{args.port}"
         for process in (

@@ -107,15 +107,16 @@ DEMO_LINKEDIN = {"linkedin_company_id": "1000001", "linkedin_poster_email": "job
 def demo_feed_settings(settings: Any, environ: Any) -> dict[str, str]:
     """The settings `ats-gateway dev` adds so the board feeds are on: each board's feed key
     derived from the signing secret (stable across restarts, like the demo API keys) and the
-    demo LinkedIn account; a value set in the environment (`ATS_GATEWAY_*`) wins."""
+    demo LinkedIn account; a variable set in the environment (`ATS_GATEWAY_*`) wins, even
+    empty (an empty feed key turns that feed off)."""
     out: dict[str, str] = {}
     for board in ("indeed", "linkedin"):
         name = f"feed_key_{board}"
-        if not getattr(settings, name) and not environ.get(f"ATS_GATEWAY_{name.upper()}"):
+        if not getattr(settings, name) and f"ATS_GATEWAY_{name.upper()}" not in environ:
             digest = hmac.new(settings.secret_key.encode(), f"feed:{board}".encode(), "sha256")
             out[name] = f"feed_{board}_" + digest.hexdigest()[:32]
     for name, value in DEMO_LINKEDIN.items():
-        if not getattr(settings, name) and not environ.get(f"ATS_GATEWAY_{name.upper()}"):
+        if not getattr(settings, name) and f"ATS_GATEWAY_{name.upper()}" not in environ:
             out[name] = value
     return out
 

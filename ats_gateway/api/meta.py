@@ -19,10 +19,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from ats_gateway.errors import Forbidden, Unauthorized
 from ats_gateway.extensions import services
+from ats_gateway.metadata.openapi import Operation
+from ats_gateway.metadata.openapi import Response as Documented
 from ats_gateway.security import client_ip
 from ats_gateway.security.access import authenticate
 
 bp = Blueprint("meta", __name__)
+
+ROBOTS = Operation(
+    "GET",
+    "/robots.txt",
+    "Crawler rules, naming the sitemap",
+    tag="feeds",
+    description="RFC 9309. Keeps crawlers out of `/v1/`, `/feeds/` and `/feedback/`; names "
+    "`/sitemap.xml` when the job pages are on this host (else the career site's robots.txt "
+    "must name it: cross-submission).",
+    responses={200: Documented("The rules", schema={"type": "string"}, media_type="text/plain")},
+)
+bp.record_once(lambda state: services(state.app).metadata.add_operations([ROBOTS]))
 
 
 @bp.get("/healthz")
