@@ -54,7 +54,13 @@ from urllib.parse import urlencode
 from lxml import etree
 
 from ats_gateway.services.feeds.jobposting import Organization, country_code
-from ats_gateway.services.feeds.xmlfeed import cdata, location_text, salary_text, serialize
+from ats_gateway.services.feeds.xmlfeed import (
+    cdata,
+    job_element,
+    location_text,
+    salary_text,
+    serialize,
+)
 
 JOB_TYPES = {
     "full-time": "fulltime",
@@ -112,32 +118,42 @@ def build(
     cdata(root, "lastBuildDate", formatdate(built_at, usegmt=True))
     fallback = formatdate(built_at, usegmt=True)
     for job in jobs:
-        job_id = str(job["id"])
-        node = etree.SubElement(root, "job")
-        cdata(node, "title", job.get("title") or job.get("name"))
-        cdata(node, "date", job_date(job, fallback))
-        cdata(node, "referencenumber", job_id)
-        cdata(node, "requisitionid", job.get("name") or job_id)
-        cdata(node, "url", with_utm(org.job_url(job_id), UTM))
-        cdata(node, "company", org.name)
-        cdata(node, "sourcename", org.name)
-        for tag, value in (
-            ("city", job.get("city")),
-            ("state", job.get("state")),
-            ("country", country_code(str(job["country"])) if job.get("country") else None),
-            ("postalcode", job.get("postal_code")),
-        ):
-            if value:
-                cdata(node, tag, value)
-        cdata(node, "description", job.get("description"))
-        pay = salary_text(job)
-        if pay:
-            cdata(node, "salary", pay)
-        kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
-        if kind:
-            cdata(node, "jobtype", kind)
-        if job.get("department"):
-            cdata(node, "category", job["department"])
-        if apply is not None:
-            cdata(node, "indeed-apply-data", apply_data(job, org, apply))
+        with job_element(root, job) as node:
+            _job(node, job, org, fallback, apply)
     return serialize(root)
+
+
+def _job(
+    node: etree._Element,
+    job: Mapping[str, Any],
+    org: Organization,
+    fallback: str,
+    apply: IndeedApply | None,
+) -> None:
+    job_id = str(job["id"])
+    cdata(node, "title", job.get("title") or job.get("name"))
+    cdata(node, "date", job_date(job, fallback))
+    cdata(node, "referencenumber", job_id)
+    cdata(node, "requisitionid", job.get("name") or job_id)
+    cdata(node, "url", with_utm(org.job_url(job_id), UTM))
+    cdata(node, "company", org.name)
+    cdata(node, "sourcename", org.name)
+    for tag, value in (
+        ("city", job.get("city")),
+        ("state", job.get("state")),
+        ("country", country_code(str(job["country"])) if job.get("country") else None),
+        ("postalcode", job.get("postal_code")),
+    ):
+        if value:
+            cdata(node, tag, value)
+    cdata(node, "description", job.get("description"))
+    pay = salary_text(job)
+    if pay:
+        cdata(node, "salary", pay)
+    kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
+    if kind:
+        cdata(node, "jobtype", kind)
+    if job.get("department"):
+        cdata(node, "category", job["department"])
+    if apply is not None:
+        cdata(node, "indeed-apply-data", apply_data(job, org, apply))

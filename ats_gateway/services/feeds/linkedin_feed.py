@@ -39,7 +39,13 @@ from lxml import etree
 from ats_gateway.config import linkedin_feed_missing
 from ats_gateway.services.feeds.indeed_feed import with_utm
 from ats_gateway.services.feeds.jobposting import Organization
-from ats_gateway.services.feeds.xmlfeed import cdata, location_text, plain, serialize
+from ats_gateway.services.feeds.xmlfeed import (
+    cdata,
+    job_element,
+    location_text,
+    plain,
+    serialize,
+)
 
 WORKPLACE_TYPES = {"on-site": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
 JOB_TYPES = {
@@ -87,24 +93,34 @@ def build(
     cdata(root, "publisher", org.name)
     plain(root, "expectedJobCount", len(jobs))
     for job in jobs:
-        job_id = str(job["id"])[:MAX_JOB_ID]
-        node = etree.SubElement(root, "job")
-        cdata(node, "partnerJobId", job_id)
-        cdata(node, "company", org.name)
-        cdata(node, "title", job.get("title") or job.get("name"))
-        cdata(node, "description", job.get("description"))
-        cdata(node, "applyUrl", with_utm(org.job_url(str(job["id"])), UTM))
-        cdata(node, "companyId", account.company_id)
-        cdata(node, "posterEmail", account.poster_email)
-        cdata(node, "location", location_text(job))
-        cdata(node, "city", job.get("city"))
-        cdata(node, "state", job.get("state"))
-        cdata(node, "country", job.get("country"))
-        cdata(node, "postalCode", job.get("postal_code"))
-        workplace = WORKPLACE_TYPES.get(str(job.get("workplace_type") or "").strip().lower())
-        if workplace:
-            cdata(node, "workplaceTypes", workplace)
-        kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
-        if kind:
-            cdata(node, "jobtype", kind)
+        with job_element(root, job) as node:
+            _job(node, job, org, account)
     return serialize(root)
+
+
+def _job(
+    node: etree._Element, job: Mapping[str, Any], org: Organization, account: LinkedInAccount
+) -> None:
+    cdata(node, "partnerJobId", str(job["id"])[:MAX_JOB_ID])
+    cdata(node, "company", org.name)
+    cdata(node, "title", job.get("title") or job.get("name"))
+    cdata(node, "description", job.get("description"))
+    cdata(node, "applyUrl", with_utm(org.job_url(str(job["id"])), UTM))
+    cdata(node, "companyId", account.company_id)
+    cdata(node, "posterEmail", account.poster_email)
+    cdata(node, "location", location_text(job))
+    # Recommended: only the ones the job has (no empty <state> for a job in London).
+    for tag, key in (
+        ("city", "city"),
+        ("state", "state"),
+        ("country", "country"),
+        ("postalCode", "postal_code"),
+    ):
+        if job.get(key):
+            cdata(node, tag, job[key])
+    workplace = WORKPLACE_TYPES.get(str(job.get("workplace_type") or "").strip().lower())
+    if workplace:
+        cdata(node, "workplaceTypes", workplace)
+    kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
+    if kind:
+        cdata(node, "jobtype", kind)

@@ -17,12 +17,16 @@ document, so one bad character would take every job off the board):
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from lxml import etree
+
+log = logging.getLogger(__name__)
 
 DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 
@@ -46,6 +50,19 @@ def cdata(parent: etree._Element, tag: str, value: Any) -> etree._Element:
     text = xml_text(value).replace(_SPLIT, "")
     element.text = etree.CDATA(text.replace("]]>", "]]" + _SPLIT + ">"))
     return element
+
+
+@contextmanager
+def job_element(root: etree._Element, job: Mapping[str, Any]) -> Iterator[etree._Element]:
+    """A ``<job>`` under ``root`` for the block's elements; if rendering this one job fails
+    (data no rule here foresaw), it is left out of the feed and logged by id, and the feed
+    is still served with every other job: one job never takes a feed down."""
+    node = etree.SubElement(root, "job")
+    try:
+        yield node
+    except Exception as exc:
+        root.remove(node)
+        log.warning("feed: job %s left out (%s)", xml_text(job.get("id"))[:18], type(exc).__name__)
 
 
 def plain(parent: etree._Element, tag: str, value: Any) -> etree._Element:

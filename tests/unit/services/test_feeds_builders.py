@@ -219,3 +219,17 @@ def test_linkedin_account_names_what_linkedin_requires():
         "ATS_GATEWAY_LINKEDIN_COMPANY_ID"  # the numeric id of the LinkedIn Page
     ]
     assert linkedin_feed.LinkedInAccount("1234567", "jobs@acme.example").missing() == []
+
+
+def test_one_job_that_cannot_be_rendered_is_left_out_not_the_feed(caplog):
+    broken = {**JOB, "id": "a0M000000000002AAA", "salary_min": "not a number"}
+    indeed_jobs = etree.fromstring(indeed_feed.build([broken, JOB], ORG, built_at=0.0))
+    assert [j.findtext("referencenumber") for j in indeed_jobs.findall("job")] == [JOB["id"]]
+    assert "job a0M000000000002AAA left out (ValueError)" in caplog.text
+    no_id = {k: v for k, v in JOB.items() if k != "id"}
+    account = linkedin_feed.LinkedInAccount("1", "a@b.example")
+    body = linkedin_feed.build([JOB, no_id], ORG, built_at=0.0, account=account)
+    assert [j.findtext("partnerJobId") for j in etree.fromstring(body).findall("job")] == [
+        JOB["id"]
+    ]
+    assert "left out (KeyError)" in caplog.text
