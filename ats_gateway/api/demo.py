@@ -14,9 +14,11 @@ What the gateway adds for the page, and nothing more:
 * nothing for statuses: the page follows the `receipt_url` of the 202 (the candidate's own
   capability URL, `GET /v1/receipts/{token}`), so a career site needs no server-side relay.
 
-For `ats-gateway dev`: `announce_demo(settings, data_dir)` creates the demo keys, writes
-`<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK, ATS_FEEDBACK_URL, for the README's tour) and
-returns the lines to print.
+For `ats-gateway dev`: `demo_feed_settings` turns the board feeds on (demo tokens derived from
+the signing secret, a placeholder LinkedIn account); `announce_demo(settings, data_dir)`
+creates the demo keys, writes `<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK,
+ATS_FEEDBACK_URL, ATS_SITEMAP_URL, ATS_INDEED_FEED_URL, ATS_LINKEDIN_FEED_URL, for the
+README's tour) and returns the lines to print, the feed URLs next to the keys.
 """
 
 from __future__ import annotations
@@ -141,8 +143,8 @@ def write_demo_env(
     feeds: dict[str, str] | None = None,
 ) -> Path:
     """Write the shell file the README's tour sources (`source .ats-gateway/demo.env`):
-    ATS_URL, ATS_PK, ATS_SK and, when given, ATS_FEEDBACK_URL and ATS_<BOARD>_FEED_URL
-    (`feeds`, from `feed_urls`). Readable by its owner only."""
+    ATS_URL, ATS_PK, ATS_SK and, when given, ATS_FEEDBACK_URL, ATS_SITEMAP_URL and
+    ATS_<BOARD>_FEED_URL (`feeds`, from `feed_urls`). Readable by its owner only."""
     lines = [
         "# written by `ats-gateway dev`; `source` it to follow the README's tour",
         f"export ATS_URL={url.rstrip('/')}",
@@ -152,7 +154,8 @@ def write_demo_env(
     if feedback_url:
         lines.append(f"export ATS_FEEDBACK_URL='{feedback_url}'")
     for name, feed_url in (feeds or {}).items():
-        lines.append(f"export ATS_{name.upper()}_FEED_URL='{feed_url}'")
+        variable = "ATS_SITEMAP_URL" if name == "sitemap" else f"ATS_{name.upper()}_FEED_URL"
+        lines.append(f"export {variable}='{feed_url}'")
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
