@@ -268,6 +268,25 @@ def _write_settings_env(settings: Settings, path: Path) -> None:
         handle.write("\n".join(lines) + "\n")
 
 
+def _taken_ports(host: str, ports: dict[int, str]) -> list[str]:
+    """A sentence for each of `ports` (port -> what needs it) another process holds on `host`.
+    Without this check a second `ats-gateway dev` found the first one's sandbox answering and
+    died on its missing credentials file (FileNotFoundError), saying nothing of the port."""
+    import socket
+
+    out = []
+    for port, what in ports.items():
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As the servers bind (SO_REUSEADDR): a stopped stack's TIME_WAIT is not "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                out.append(f"port {port} on {host}, for the {what}, is in use ({exc.strerror}).")
+    return out
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
     from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, worker_argv
@@ -281,6 +300,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
 
+    taken = _taken_ports(
+        args.host,
+        {
+            args.port: "gateway (--port)",
+            args.sandbox_port: "sandbox org (--sandbox-port)",
+            args.sandbox_port + 1: "sandbox Pub/Sub API (--sandbox-port + 1)",
+        },
+    )
+    if taken:
+        for line in taken:
+            print(line, file=sys.stderr)
+        print(
+            "Another `ats-gateway dev` may be running: stop it, or choose free ports.",
+            file=sys.stderr,
+        )
+        return 1
     redis_server = EmbeddedRedis(data_dir=data_dir / "redis")
     children: list[ManagedProcess] = []
     try:
@@ -288,6 +323,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"redis        {redis_server.url}  (AOF in {redis_server.data_dir})", flush=True)
         sandbox_url = f"http://{args.host}:{args.sandbox_port}"
         credentials_path = data_dir / "sandbox-credentials.json"
+        credentials_path.unlink(missing_ok=True)  # only this run's sandbox writes it
         sandbox = ManagedProcess(
             "sandbox org",
             [
@@ -328,6 +364,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 sandbox_url, json.loads(credentials_path.read_text(encoding="utf-8"))
             ),
         )
+        # The board feeds on, with demo tokens, so a newcomer sees them ([22]).
+        from ats_gateway.api.demo import demo_feed_settings
+
+        settings = settings.replace(**demo_feed_settings(settings, os.environ))
         env = child_env(settings)
         gateway_url = f"http://{args.host}:{args.port}"
         for process in (

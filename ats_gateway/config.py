@@ -194,6 +194,18 @@ class Settings:
         return env
 
 
+def linkedin_feed_missing(company_id: str, poster_email: str) -> list[str]:
+    """[22] The settings the LinkedIn feed lacks: LinkedIn requires ``companyId`` (the numeric
+    id of the company's LinkedIn Page) and ``posterEmail`` on every job. Here, not in
+    services/feeds, because `ats-gateway doctor` (metadata layer) checks it too."""
+    out = []
+    if not company_id.strip().isdigit():
+        out.append(PREFIX + "LINKEDIN_COMPANY_ID")
+    if "@" not in poster_email.strip()[1:-1]:
+        out.append(PREFIX + "LINKEDIN_POSTER_EMAIL")
+    return out
+
+
 def _coerce(raw: str, type_name: Any) -> Any:
     type_name = str(type_name)
     if type_name == "bool":

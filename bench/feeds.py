@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = {
                 "indeed.xml": f"/feeds/indeed.xml?token={keys['indeed']}",
                 "linkedin.xml": f"/feeds/linkedin.xml?token={keys['linkedin']}",
-                "sitemap.xml": "/jobs/sitemap.xml",
+                "sitemap.xml": "/sitemap.xml",
             }
 
             def get(path: str, encoding: str = "gzip", **headers) -> bytes:

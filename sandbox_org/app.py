@@ -23,6 +23,7 @@ from sandbox_org import composite
 from sandbox_org.auth import OAuthError
 from sandbox_org.dml import Caller
 from sandbox_org.errors import SfError, invalid_session, not_found
+from sandbox_org.pubsub.cdc import CHANGE_ORIGIN, change_origin
 from sandbox_org.rest import JSON_TYPE, NO_BODY, BadJson, Ctx, Reply, dispatch, to_json
 from sandbox_org.state import Sandbox, SandboxConfig, release_label
 
@@ -168,7 +169,13 @@ def versions() -> Response:
 )
 def data(version: str, rest: str = "") -> Response:
     sb = sandbox()
-    resp = _data(sb, version, rest)
+    # Writes made by this call carry its changeOrigin in their change events (pubsub/cdc.py).
+    origin = change_origin("rest", version, request.headers.get("Sforce-Call-Options", ""))
+    token = CHANGE_ORIGIN.set(origin)
+    try:
+        resp = _data(sb, version, rest)
+    finally:
+        CHANGE_ORIGIN.reset(token)
     resp.headers["Sforce-Limit-Info"] = sb.usage.header()
     return resp
 

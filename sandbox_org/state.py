@@ -58,6 +58,9 @@ class SandboxConfig:
     # delivery allocation reported as DailyDeliveredPlatformEvents (Unlimited/Performance).
     cdc_entities: tuple[str, ...] = ("bpats__Job__c", "bpats__Job_Board_Application__c")
     daily_delivery_limit: int = 50_000
+    # A Subscribe stream owed no events is closed this long after its last FetchResponse
+    # (Salesforce: 60 s, Pub/Sub API guide "Subscribe RPC Method"); tests shorten it.
+    pubsub_idle_close_seconds: float = 60.0
 
     @classmethod
     def coerce(cls, config: SandboxConfig | dict[str, Any] | None) -> SandboxConfig:

@@ -14,13 +14,16 @@ What the gateway adds for the page, and nothing more:
 * nothing for statuses: the page follows the `receipt_url` of the 202 (the candidate's own
   capability URL, `GET /v1/receipts/{token}`), so a career site needs no server-side relay.
 
-For `ats-gateway dev`: `announce_demo(settings, data_dir)` creates the demo keys, writes
-`<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK, ATS_FEEDBACK_URL, for the README's tour) and
-returns the lines to print.
+For `ats-gateway dev`: `demo_feed_settings` turns the board feeds on (demo tokens derived from
+the signing secret, a placeholder LinkedIn account); `announce_demo(settings, data_dir)`
+creates the demo keys, writes `<data_dir>/demo.env` (ATS_URL, ATS_PK, ATS_SK,
+ATS_FEEDBACK_URL, ATS_SITEMAP_URL, ATS_INDEED_FEED_URL, ATS_LINKEDIN_FEED_URL, for the
+README's tour) and returns the lines to print, the feed URLs next to the keys.
 """
 
 from __future__ import annotations
 
+import hmac
 import weakref
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ from flask import Blueprint, Flask, Response, current_app, redirect, send_from_d
 
 from ats_gateway.errors import NotFound
 from ats_gateway.extensions import services
+from ats_gateway.metadata.openapi import Operation
+from ats_gateway.metadata.openapi import Response as Documented
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
 
@@ -95,11 +100,51 @@ def ensure_dev_demo_keys(settings: Any) -> dict[str, str]:
         client.close()
 
 
+#: The LinkedIn account the dev stack's feed names when none is configured: LinkedIn requires
+#: both on every job (its feed answers 503 without them), and the dev feed is never sent to
+#: LinkedIn. The values are clearly not real ones.
+DEMO_LINKEDIN = {"linkedin_company_id": "1000001", "linkedin_poster_email": "jobs@example.com"}
+
+
+def demo_feed_settings(settings: Any, environ: Any) -> dict[str, str]:
+    """The settings `ats-gateway dev` adds so the board feeds are on: each board's feed key
+    derived from the signing secret (stable across restarts, like the demo API keys) and the
+    demo LinkedIn account; a variable set in the environment (`ATS_GATEWAY_*`) wins, even
+    empty (an empty feed key turns that feed off)."""
+    out: dict[str, str] = {}
+    for board in ("indeed", "linkedin"):
+        name = f"feed_key_{board}"
+        if not getattr(settings, name) and f"ATS_GATEWAY_{name.upper()}" not in environ:
+            digest = hmac.new(settings.secret_key.encode(), f"feed:{board}".encode(), "sha256")
+            out[name] = f"feed_{board}_" + digest.hexdigest()[:32]
+    for name, value in DEMO_LINKEDIN.items():
+        if not getattr(settings, name) and f"ATS_GATEWAY_{name.upper()}" not in environ:
+            out[name] = value
+    return out
+
+
+def feed_urls(settings: Any) -> dict[str, str]:
+    """The working URLs of the sitemap and of each board feed that is on."""
+    url = settings.public_url.rstrip("/")
+    urls = {"sitemap": f"{url}/sitemap.xml"}
+    for board in ("indeed", "linkedin"):
+        key = getattr(settings, f"feed_key_{board}")
+        if key:
+            urls[board] = f"{url}/feeds/{board}.xml?token={key}"
+    return urls
+
+
 def write_demo_env(
-    path: Path, *, url: str, keys: dict[str, str], feedback_url: str | None = None
+    path: Path,
+    *,
+    url: str,
+    keys: dict[str, str],
+    feedback_url: str | None = None,
+    feeds: dict[str, str] | None = None,
 ) -> Path:
     """Write the shell file the README's tour sources (`source .ats-gateway/demo.env`):
-    ATS_URL, ATS_PK, ATS_SK and, when given, ATS_FEEDBACK_URL. Readable by its owner only."""
+    ATS_URL, ATS_PK, ATS_SK and, when given, ATS_FEEDBACK_URL, ATS_SITEMAP_URL and
+    ATS_<BOARD>_FEED_URL (`feeds`, from `feed_urls`). Readable by its owner only."""
     lines = [
         "# written by `ats-gateway dev`; `source` it to follow the README's tour",
         f"export ATS_URL={url.rstrip('/')}",
@@ -108,6 +153,9 @@ def write_demo_env(
     ]
     if feedback_url:
         lines.append(f"export ATS_FEEDBACK_URL='{feedback_url}'")
+    for name, feed_url in (feeds or {}).items():
+        variable = "ATS_SITEMAP_URL" if name == "sitemap" else f"ATS_{name.upper()}_FEED_URL"
+        lines.append(f"export {variable}='{feed_url}'")
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
@@ -118,15 +166,19 @@ def announce_demo(settings: Any, data_dir: Path, *, feedback_url: str | None = N
     `<data_dir>/demo.env` (see `write_demo_env`) and return the lines to print."""
     url = settings.public_url.rstrip("/")
     keys = ensure_dev_demo_keys(settings)
+    feeds = feed_urls(settings)
     env_path = write_demo_env(
-        Path(data_dir) / "demo.env", url=url, keys=keys, feedback_url=feedback_url
+        Path(data_dir) / "demo.env", url=url, keys=keys, feedback_url=feedback_url, feeds=feeds
     )
     lines = [
         f"  docs       {url}/docs",
         f"  demo site  {url}/demo/",
         f"  keys       publishable {keys['publishable']}",
         f"             secret      {keys['secret']}",
+        f"  feeds      sitemap  {feeds['sitemap']}",
     ]
+    boards = [board for board in ("indeed", "linkedin") if board in feeds]
+    lines += [f"             {board:<8} {feeds[board]}" for board in boards]
     if feedback_url:
         lines.append(f"  interviewer link  {feedback_url}")
     lines.append(f"  tour       source {env_path}   (then the README's curl tour)")
@@ -216,7 +268,41 @@ def asset(filename: str):
     return _page_headers(response)
 
 
+_HTML = "text/html"
+#: Documented here because `/demo` and `/demo/` would otherwise get the same generated
+#: operationId (`get_demo`), which OpenAPI forbids (operationIds are unique in a document).
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/demo",
+        "The demo career site (redirect)",
+        tag="demo",
+        description="302 to `/demo/`.",
+        responses={302: Documented("To /demo/")},
+        extra={"operationId": "get_demo_redirect"},
+    ),
+    Operation(
+        "GET",
+        "/demo/",
+        "The demo career site",
+        tag="demo",
+        description="Dev mode or `ATS_GATEWAY_DEMO_ENABLED` only.",
+        responses={200: Documented("The page", schema={"type": "string"}, media_type=_HTML)},
+    ),
+    Operation(
+        "GET",
+        "/demo/jobs/{job_id}",
+        "One job's crawlable page, with its JobPosting JSON-LD",
+        tag="demo",
+        description="What the sitemap lists by default; 410 for a closed job, 404 unknown.",
+        path_params={"job_id": "The job's Salesforce id."},
+        responses={200: Documented("The page", schema={"type": "string"}, media_type=_HTML)},
+    ),
+]
+
+
 def init_app(app: Flask) -> None:
     """Register `/demo` when the settings allow it (dev mode or `demo_enabled`)."""
     if enabled(app.config["SETTINGS"]):
         app.register_blueprint(bp)
+        services(app).metadata.add_operations(OPERATIONS)

@@ -1,8 +1,9 @@
 """Where job seekers are: JSON-LD for Google for Jobs, the sitemap, Indeed and LinkedIn feeds.
 
     GET /v1/jobs/{id}/jobposting   schema.org JobPosting (application/ld+json); key: jobs:read
-    GET /jobs/sitemap.xml          public; a sitemap index above `sitemap_max_urls` URLs
-    GET /jobs/sitemap-{n}.xml      public; the parts of the index
+    GET /sitemap.xml               public; a sitemap index above `sitemap_max_urls` URLs
+    GET /sitemap-{n}.xml           public; the parts of the index
+    GET /jobs/sitemap.xml          301 to /sitemap.xml (its first address; see below)
     GET /feeds/indeed.xml?token=K  Indeed XML feed; K = Settings.feed_key_indeed
     GET /feeds/linkedin.xml?token=K  LinkedIn XML feed; K = Settings.feed_key_linkedin
 
@@ -15,6 +16,12 @@ Everything is built by :class:`ats_gateway.services.feeds.FeedsService` once per
 snapshot version and served with a strong `ETag` (the digest of the bytes) and
 `Last-Modified` (the snapshot's time); `If-None-Match` / `If-Modified-Since` get 304.
 A closed job answers 410 here and on `GET /v1/jobs/{id}` (with `valid_through` in the past).
+
+Sitemap scope (https://www.sitemaps.org/protocol.html#location): a sitemap may list only URLs
+under its own directory on its own host, so it lives at the root, where the demo job pages
+(`/demo/jobs/{id}`) are in scope; `/robots.txt` (api/meta.py) names it. Job pages on another
+host (the career site) need that host's robots.txt to name this sitemap (cross-submission, see
+the README).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, redirect, request
 
 from ats_gateway.errors import Gone, NotFound, ServiceUnavailable, Unauthorized
 from ats_gateway.extensions import services
@@ -120,17 +127,24 @@ def jobposting(job_id: str):
     return response.make_conditional(request)
 
 
-@bp.get("/jobs/sitemap.xml")
+@bp.get("/sitemap.xml")
 @public()
 def sitemap_index():
     """Every public job's page URL with `lastmod` (or the index of the parts)."""
     return _send(_artifact("sitemap.xml"), SITEMAP_MAX_AGE)
 
 
-@bp.get("/jobs/sitemap-<int:part>.xml")
+@bp.get("/sitemap-<int:part>.xml")
 @public()
 def sitemap_part(part: int):
     return _send(_artifact(f"sitemap-{part}.xml"), SITEMAP_MAX_AGE)
+
+
+@bp.get("/jobs/sitemap.xml")
+@public()
+def moved_sitemap():
+    """The sitemap's first address, from where the job pages were out of its scope: moved."""
+    return redirect("/sitemap.xml", code=301)
 
 
 def _board_feed(name: str) -> Response:
@@ -140,6 +154,18 @@ def _board_feed(name: str) -> Response:
     token = request.args.get("token", "")
     if not hmac.compare_digest(token.encode(), key.encode()):
         raise Unauthorized("Add ?token=<this board's feed key> to the feed URL.")
+    if name == "linkedin.xml":
+        missing = feeds().linkedin.missing()
+        if missing:
+            # Not a feed LinkedIn could use (it requires both on every job); a 503 keeps what
+            # LinkedIn already has, where a 404 or an empty feed could expire every job.
+            raise ServiceUnavailable(
+                "The LinkedIn feed needs " + " and ".join(missing) + " (LinkedIn requires "
+                "companyId, the numeric id of the company's LinkedIn Page, and posterEmail on "
+                "every job); set them and restart the gateway.",
+                missing_settings=missing,
+                headers={"Retry-After": "3600"},
+            )
     return _send(_artifact(name), FEED_MAX_AGE)
 
 
@@ -181,20 +207,30 @@ OPERATIONS = [
     ),
     Operation(
         "GET",
-        "/jobs/sitemap.xml",
+        "/sitemap.xml",
         "Sitemap of the public job pages",
         tag="feeds",
-        description="sitemaps.org 0.9; a sitemap index of `/jobs/sitemap-{n}.xml` above "
-        "50,000 jobs. ETag / Last-Modified; 304.",
+        description="sitemaps.org 0.9; a sitemap index of `/sitemap-{n}.xml` above "
+        "50,000 jobs. ETag / Last-Modified; 304. Named by `/robots.txt`.",
         responses={200: Documented("The sitemap")},
         errors=(429, 503),
     ),
     Operation(
         "GET",
-        "/jobs/sitemap-{part}.xml",
+        "/jobs/sitemap.xml",
+        "The sitemap's former address",
+        tag="feeds",
+        description="301 to `/sitemap.xml` (a sitemap under `/jobs/` may not list the "
+        "job pages under `/demo/jobs/`).",
+        responses={301: Documented("Moved to /sitemap.xml")},
+        errors=(429,),
+    ),
+    Operation(
+        "GET",
+        "/sitemap-{part}.xml",
         "One part of the sitemap index",
         tag="feeds",
-        description="Listed by the index at `/jobs/sitemap.xml` when there are more than "
+        description="Listed by the index at `/sitemap.xml` when there are more than "
         "50,000 public jobs; 404 for a part the index does not list.",
         path_params={"part": "the part's number, from 1"},
         responses={200: Documented("The part")},
@@ -214,6 +250,8 @@ OPERATIONS = [
         "/feeds/linkedin.xml",
         "LinkedIn XML job feed",
         tag="feeds",
+        description="503 with `missing_settings` while ATS_GATEWAY_LINKEDIN_COMPANY_ID or "
+        "ATS_GATEWAY_LINKEDIN_POSTER_EMAIL is unset (LinkedIn requires both on every job).",
         responses={200: Documented("The feed")},
         errors=(401, 404, 429, 503),
         extra={"parameters": [_TOKEN]},

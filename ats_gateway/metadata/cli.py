@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ats_gateway.config import Settings
+from ats_gateway.config import Settings, linkedin_feed_missing
 from ats_gateway.metadata.contracts import (
     load_connections,
     load_contracts,
@@ -121,6 +121,23 @@ def cmd_pull(
     return 1 if failed else 0
 
 
+def board_setting_problems(settings: Settings) -> list[tuple[str, str]]:
+    """[22] ``(setting, sentence)`` for each setting a board's feed lacks while the feed is on
+    (the LinkedIn feed answers 503 until they are set); none while it is off."""
+    if not settings.feed_key_linkedin:
+        return []
+    missing = linkedin_feed_missing(settings.linkedin_company_id, settings.linkedin_poster_email)
+    return [
+        (
+            name,
+            f"setting {name}: LinkedIn requires it on every job; /feeds/linkedin.xml answers 503 "
+            "until it is set"
+            + (" (the numeric id of the company's LinkedIn Page)" if "COMPANY" in name else ""),
+        )
+        for name in missing
+    ]
+
+
 def cmd_doctor(
     args: argparse.Namespace,
     *,
@@ -150,16 +167,22 @@ def cmd_doctor(
         )
         if f.connection in wanted
     ]
+    unset = board_setting_problems(settings)
     if args.json:
-        print(json.dumps([f.as_dict() for f in findings], indent=2), file=out)
+        rows = [f.as_dict() for f in findings]
+        rows += [{"setting": name, "state": MISSING, "sentence": text} for name, text in unset]
+        print(json.dumps(rows, indent=2), file=out)
     else:
         for f in findings:
             mark = {"ok": "ok     ", MISSING: "MISSING", UNVERIFIED: "UNKNOWN"}[f.state]
             print(f"{mark} {f.sentence}", file=out)
-    missing = sum(f.state == MISSING for f in findings)
+        for _, text in unset:
+            print(f"MISSING {text}", file=out)
+    missing = sum(f.state == MISSING for f in findings) + len(unset)
     unverified = sum(f.state == UNVERIFIED for f in findings)
+    checks = len(findings) + len(unset)
     print(
-        f"{len(findings)} checks: {len(findings) - missing - unverified} ok, {missing} missing, "
+        f"{checks} checks: {checks - missing - unverified} ok, {missing} missing, "
         f"{unverified} not verified",
         file=out,
     )

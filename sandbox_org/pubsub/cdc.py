@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextvars
 import datetime as dt
 import hashlib
 import io
@@ -60,6 +61,26 @@ CHANGE_TYPES = [
 # Fields a change event never carries as body fields (the id travels in recordIds).
 _SKIPPED = {"Id", "IsDeleted", "SystemModstamp", "LastViewedDate", "LastReferencedDate"}
 _EPOCH_DAY = dt.date(1970, 1, 1)
+
+#: The ``changeOrigin`` of the writes the current request makes (set by the REST API's entry
+#: point, app.py): ``com/salesforce/api/<api>/<version>`` plus ``;client=<id>`` when the
+#: caller named itself in ``Sforce-Call-Options: client=<id>``. Empty for writes made other
+#: than through an API (seeding, the admin endpoints), as Salesforce leaves it empty for
+#: changes not made by API apps. Source: Apex Reference, ``EventBus.ChangeEventHeader``
+#: ``changeorigin`` ("com/salesforce/api/soap/49.0;client=Astro"), and the Change Data
+#: Capture guide, "ChangeEventHeader Fields".
+CHANGE_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("change_origin", default="")
+
+
+def change_origin(api: str, version: str, call_options: str = "") -> str:
+    """``com/salesforce/api/rest/60.0``, ``...;client=<id>`` when the call options name one."""
+    origin = f"com/salesforce/api/{api}/{version}"
+    for option in call_options.split(","):
+        name, _, value = option.strip().partition("=")
+        if name.strip().lower() == "client" and value.strip():
+            origin += f";client={value.strip()}"
+            break
+    return origin
 
 
 def event_name(sobject: str) -> str:
@@ -322,9 +343,10 @@ class ChangeEvents:
             return
         txn = str(uuid.uuid4())
         now_ms = int(self.clock() * 1000)
+        origin = CHANGE_ORIGIN.get()
         events = []
         for seqno, (sobject, old, new) in enumerate(tracked, start=1):
-            events.append(self._change(sobject, old, new, txn, seqno, now_ms))
+            events.append(self._change(sobject, old, new, txn, seqno, now_ms, origin))
         self._append(events, now_ms)
 
     def _change(
@@ -335,6 +357,7 @@ class ChangeEvents:
         txn: str,
         seqno: int,
         now_ms: int,
+        origin: str = "",
     ) -> tuple[str, bytes]:
         es = self.schemas[sobject]
         names = [n for n, _ in es.fields]
@@ -360,6 +383,7 @@ class ChangeEvents:
             new.get("LastModifiedById") or "",
             nulled=es.bitmap(nulled),
             changed=es.bitmap(changed),
+            origin=origin,
         )
         return sobject, es.encode(header, values)
 
@@ -375,6 +399,7 @@ class ChangeEvents:
         *,
         nulled: list[str] | None = None,
         changed: list[str] | None = None,
+        origin: str = "",
     ) -> dict[str, Any]:
         with self.cond:
             self._commit_number += 1
@@ -382,7 +407,7 @@ class ChangeEvents:
             "entityName": sobject,
             "recordIds": record_ids,
             "changeType": change_type,
-            "changeOrigin": "",
+            "changeOrigin": origin,
             "transactionKey": txn,
             "sequenceNumber": seqno,
             "commitTimestamp": now_ms,

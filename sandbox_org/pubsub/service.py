@@ -4,7 +4,9 @@ Implements ``Subscribe`` (bidirectional; flow control by ``num_requested``, capp
 outstanding; replay presets LATEST / EARLIEST / CUSTOM honoured on the first FetchRequest
 only; an empty keepalive FetchResponse carrying ``latest_replay_id`` while events are owed
 and none arrive), ``GetTopic`` and ``GetSchema``. ``Publish``, ``PublishStream`` and
-``ManagedSubscribe`` answer UNIMPLEMENTED (change events cannot be published).
+``ManagedSubscribe`` answer UNIMPLEMENTED (change events cannot be published). A stream
+owed no events and sent no FetchRequest for ``pubsub_idle_close_seconds`` (60 s, as
+Salesforce) after its last FetchResponse is ended by the server (status OK).
 
 Every call must carry the metadata ``accesstoken`` (a session of the sandbox's OAuth token
 endpoint, the same token as REST), ``instanceurl`` and ``tenantid`` (the org id, 15 or 18
@@ -35,6 +37,10 @@ _log = logging.getLogger(__name__)
 
 MAX_REQUESTED = 100  # events owed to one Subscribe call at most (Pub/Sub API flow control)
 KEEPALIVE_SECONDS = 270.0  # an empty FetchResponse at least this often while events are owed
+#: A stream owed no events is closed this long after its last FetchResponse unless a new
+#: FetchRequest arrives (Pub/Sub API guide, "Subscribe RPC Method", keepalive table: 60 s;
+#: Salesforce's Java sample says 70 s). ``SandboxConfig.pubsub_idle_close_seconds``.
+IDLE_CLOSE_SECONDS = 60.0
 _PREFIX = "sfdc.platform.eventbus.grpc."
 
 
@@ -199,10 +205,12 @@ class PubSubServicer(pb2_grpc.PubSubServicer):
         )
         reader.start()
         last_sent = time.monotonic()
+        idle_close = float(getattr(self.sb.config, "pubsub_idle_close_seconds", IDLE_CLOSE_SECONDS))
         try:
             while True:
                 with bus.cond:
                     deadline = last_sent + self.keepalive_seconds
+                    idle_deadline = last_sent + idle_close
                     while not (
                         stream.closed
                         or stream.error
@@ -210,8 +218,10 @@ class PubSubServicer(pb2_grpc.PubSubServicer):
                         or bus.generation != stream.generation
                         or (stream.pending > 0 and bus.has_after(position))
                         or (stream.pending > 0 and time.monotonic() >= deadline)
+                        or (stream.pending == 0 and time.monotonic() >= idle_deadline)
                     ):
-                        bus.cond.wait(timeout=max(0.01, deadline - time.monotonic()))
+                        wake = deadline if stream.pending > 0 else idle_deadline
+                        bus.cond.wait(timeout=max(0.01, wake - time.monotonic()))
                     if stream.closed:
                         return
                     if stream.error:
@@ -222,6 +232,11 @@ class PubSubServicer(pb2_grpc.PubSubServicer):
                             "service.unavailable",
                             "The service is unavailable. Try again later.",
                         )
+                    if stream.pending == 0:
+                        # Owed nothing and asked for nothing since the last response: the
+                        # server ends the call, as Salesforce does after 60 s.
+                        _log.info("pubsub: closing an idle stream (rpcId %s)", rpc_id)
+                        return
                     events, tip = bus.after(position, entity, stream.pending)
                     if events and not bus.allocation.take(len(events)):
                         raise _Abort(

@@ -27,7 +27,7 @@ import pytest
 import requests
 from stack import FAST_DELIVERY
 
-from ats_gateway.api.demo import demo_keys
+from ats_gateway.api.demo import DEMO_LINKEDIN, demo_keys
 from ats_gateway.embedded import free_port
 from sandbox_org.server import start_in_thread
 
@@ -163,6 +163,10 @@ def stack_overrides(live_port):
         "delivery_window_seconds": 0.2,
         "retry_max_delay_seconds": 2,
         "delivery_lease_seconds": 15,
+        # [22] the board feeds on, as `ats-gateway dev` turns them on (the tour reads one)
+        "feed_key_indeed": "demo-feed-indeed",
+        "feed_key_linkedin": "demo-feed-linkedin",
+        **DEMO_LINKEDIN,
     }
 
 

@@ -119,6 +119,8 @@ def test_dev_command_announces_the_keys_the_page_serves(live_server, tmp_path):
     text = "\n".join(lines)
     assert live_server.publishable_key in text and live_server.secret_key in text
     assert f"{live_server.url}/demo/" in text and f"{live_server.url}/docs" in text
+    assert f"{live_server.url}/feeds/indeed.xml?token=demo-feed-indeed" in text
+    assert f"{live_server.url}/sitemap.xml" in text
     env_file = tmp_path / "demo.env"
     assert f"source {env_file}" in text
     assert env_file.stat().st_mode & 0o077 == 0
@@ -171,6 +173,8 @@ def test_readme_tour_works_as_printed(live_server, tmp_path):
     assert '"status": 409' in out and '"existing_application"' in out
     assert '"field": "email", "code": "invalid_email"' in out
     assert '"used"' in out  # the sandbox's API counter
+    assert "<source>" in out and "<referencenumber><![CDATA[" in out  # the Indeed feed
+    assert f"Sitemap: {live_server.url}/sitemap.xml" in out and "<urlset" in out
 
 
 # --------------------------------------------------------------------------- in the browser

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from lxml import etree
 
 from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import free_port
@@ -85,6 +86,16 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
         assert len(_processes_with_marker(marker)) >= 5  # dev, redis, sandbox, worker, gunicorn
         assert "interviewer link  http" in text
         assert "publishable pk_" in text
+        # [22] the board feeds are on, their working URLs printed next to the keys
+        for board in ("indeed", "linkedin"):
+            found = re.search(rf"{board}\s+(http://\S+/feeds/{board}\.xml\?token=\S+)", text)
+            assert found, text
+            feed = requests.get(found.group(1), timeout=30)
+            assert feed.status_code == 200, feed.text[:300]
+            assert etree.fromstring(feed.content).findall("job")
+        assert re.search(r"sitemap\s+http://127\.0\.0\.1:\d+/sitemap\.xml", text)
+        demo_env = (tmp_path / "data" / "demo.env").read_text()
+        assert "ATS_INDEED_FEED_URL=" in demo_env
     finally:
         # Ctrl-C in a terminal signals the whole foreground group; an impatient user presses
         # it twice. Neither may leave a process behind or hang the shutdown.
@@ -102,3 +113,38 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
     while _processes_with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_with_marker(marker) == []
+
+
+def test_dev_says_which_port_is_taken(tmp_path):
+    """[22] A second `ats-gateway dev` on a taken sandbox port used to find the first one's
+    sandbox answering and die on a FileNotFoundError about sandbox-credentials.json."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ats_gateway.cli",
+                "dev",
+                "--port",
+                str(free_port()),
+                "--sandbox-port",
+                str(taken),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert f"port {taken} on 127.0.0.1, for the sandbox org (--sandbox-port), is in use" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "data" / "redis").exists()  # nothing was started

@@ -34,9 +34,18 @@ STATE_KEY = "ats-gateway:events:state"
 
 @pytest.fixture(scope="module")
 def sandbox_org():
-    """The sandbox org with its Pub/Sub API on a free port (keepalives every second)."""
+    """The sandbox org with its Pub/Sub API on a free port (keepalives every second; a stream
+    owed no events closed after 2 s, as Salesforce does after 60 s: the subscriber keeps
+    events owed, so every test here also shows it is never cut off for idling)."""
     handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 300, "faults_enabled": True}),
+        create_sandbox(
+            {
+                "seed": "demo",
+                "seed_jobs": 300,
+                "faults_enabled": True,
+                "pubsub_idle_close_seconds": 2.0,
+            }
+        ),
         pubsub_port=0,
         pubsub_keepalive=1.0,
     )

@@ -130,7 +130,7 @@ def sitemap_locs(stack) -> list[str]:
     """Every <loc> of the sitemap, following the index; each file validated by the XSD."""
     urlset = etree.XMLSchema(etree.parse(str(DATA / "sitemap.xsd")))
     index_schema = etree.XMLSchema(etree.parse(str(DATA / "siteindex.xsd")))
-    response = stack.http.get("/jobs/sitemap.xml")
+    response = stack.http.get("/sitemap.xml")
     assert response.status_code == 200
     assert response.mimetype == "application/xml"
     root = etree.fromstring(response.data)
@@ -233,7 +233,7 @@ def test_sitemap_lists_every_public_job_page_and_validates(stack):
     assert len(expected) > stack.settings.sitemap_max_urls  # so this is an index of parts
     locs = sitemap_locs(stack)
     assert sorted(locs) == sorted(expected)
-    assert stack.http.get("/jobs/sitemap-99.xml").status_code == 404
+    assert stack.http.get("/sitemap-99.xml").status_code == 404
 
 
 def _jobs_of(body: bytes) -> list[etree._Element]:
@@ -285,7 +285,7 @@ def test_feeds_need_their_own_key(stack):
 
 def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
     first = feed(stack, "indeed")
-    assert stack.http.get("/jobs/sitemap.xml").status_code == 200
+    assert stack.http.get("/sitemap.xml").status_code == 200
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     before = api_calls(stack)
     builds = services(stack.app).feeds.builds
@@ -293,7 +293,7 @@ def test_cached_feeds_answer_304_and_cost_no_org_call(stack):
         assert feed(stack, "indeed").data == first.data
     assert feed(stack, "indeed", **{"If-None-Match": etag}).status_code == 304
     assert feed(stack, "indeed", **{"If-Modified-Since": modified}).status_code == 304
-    assert stack.http.get("/jobs/sitemap.xml", headers={"If-None-Match": "x"}).status_code == 200
+    assert stack.http.get("/sitemap.xml", headers={"If-None-Match": "x"}).status_code == 200
     packed = feed(stack, "indeed", **{"Accept-Encoding": "gzip"})
     assert packed.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(packed.data) == first.data

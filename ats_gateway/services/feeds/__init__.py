@@ -106,7 +106,7 @@ class FeedsService:
         gone: GoneJobs,
         indeed_apply: IndeedApply | None = None,
         linkedin: LinkedInAccount | None = None,
-        sitemap_part_url: str = "/jobs/sitemap-{n}.xml",
+        sitemap_part_url: str = "/sitemap-{n}.xml",
         sitemap_max_urls: int = sitemap.MAX_URLS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -255,6 +255,6 @@ def build_feeds(settings: Any, jobs: Any, redis_client: Any) -> FeedsService:
         gone=GoneJobs(redis_client),
         indeed_apply=apply,
         linkedin=LinkedInAccount(settings.linkedin_company_id, settings.linkedin_poster_email),
-        sitemap_part_url=public + "/jobs/sitemap-{n}.xml",
+        sitemap_part_url=public + "/sitemap-{n}.xml",  # at the root: see api/feeds.py
         sitemap_max_urls=settings.sitemap_max_urls,
     )

@@ -29,10 +29,18 @@ attributed; ``indeed-apply-data`` is one CDATA string of URL-encoded
 Indeed's duplicate detection —, ``jobTitle``, ``jobCompanyName``, ``jobLocation``, ``jobUrl``,
 ``postUrl``), emitted only when an Indeed Apply API token and secret are configured.
 
-Not confirmed here and therefore left out: the exact required flags of ``url``, ``company``
-and the location elements (we always send them), ``remotetype`` and ``expirationdate`` (names
-seen in feeds, values unknown), and the full ``jobtype`` vocabulary (the sample shows
-``fulltime``; the others below follow the same pattern).
+Location: ``city``, ``state`` and ``postalcode`` as the org has them; ``country`` is the ISO
+3166-1 alpha-2 code, as in Indeed's sample (``US``, ``AZ`` for the state) and as the JSON-LD
+sends it (``United States`` -> ``US``). An element the job has no value for is left out rather
+than sent empty: a job in London has no state (the issue found 71 of 228 empty ``<state>``).
+
+Checked against Indeed's pages and not emitted, because their readable parts do not
+document them (only element names seen in third-party feeds, values unknown):
+``remotetype`` (a fully remote job is still sent with its location, which Indeed's location
+elements describe) and ``expirationdate`` (a job past its end date leaves the feed, which is
+how Indeed learns it is closed: the feed must list every open job and only those). The full
+``jobtype`` vocabulary is not confirmed either (the sample shows ``fulltime``; the others
+follow the same pattern).
 """
 
 from __future__ import annotations
@@ -45,8 +53,14 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
-from ats_gateway.services.feeds.jobposting import Organization
-from ats_gateway.services.feeds.xmlfeed import cdata, location_text, salary_text, serialize
+from ats_gateway.services.feeds.jobposting import Organization, country_code
+from ats_gateway.services.feeds.xmlfeed import (
+    cdata,
+    job_element,
+    location_text,
+    salary_text,
+    serialize,
+)
 
 JOB_TYPES = {
     "full-time": "fulltime",
@@ -104,28 +118,42 @@ def build(
     cdata(root, "lastBuildDate", formatdate(built_at, usegmt=True))
     fallback = formatdate(built_at, usegmt=True)
     for job in jobs:
-        job_id = str(job["id"])
-        node = etree.SubElement(root, "job")
-        cdata(node, "title", job.get("title") or job.get("name"))
-        cdata(node, "date", job_date(job, fallback))
-        cdata(node, "referencenumber", job_id)
-        cdata(node, "requisitionid", job.get("name") or job_id)
-        cdata(node, "url", with_utm(org.job_url(job_id), UTM))
-        cdata(node, "company", org.name)
-        cdata(node, "sourcename", org.name)
-        cdata(node, "city", job.get("city"))
-        cdata(node, "state", job.get("state"))
-        cdata(node, "country", job.get("country"))
-        cdata(node, "postalcode", job.get("postal_code"))
-        cdata(node, "description", job.get("description"))
-        pay = salary_text(job)
-        if pay:
-            cdata(node, "salary", pay)
-        kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
-        if kind:
-            cdata(node, "jobtype", kind)
-        if job.get("department"):
-            cdata(node, "category", job["department"])
-        if apply is not None:
-            cdata(node, "indeed-apply-data", apply_data(job, org, apply))
+        with job_element(root, job) as node:
+            _job(node, job, org, fallback, apply)
     return serialize(root)
+
+
+def _job(
+    node: etree._Element,
+    job: Mapping[str, Any],
+    org: Organization,
+    fallback: str,
+    apply: IndeedApply | None,
+) -> None:
+    job_id = str(job["id"])
+    cdata(node, "title", job.get("title") or job.get("name"))
+    cdata(node, "date", job_date(job, fallback))
+    cdata(node, "referencenumber", job_id)
+    cdata(node, "requisitionid", job.get("name") or job_id)
+    cdata(node, "url", with_utm(org.job_url(job_id), UTM))
+    cdata(node, "company", org.name)
+    cdata(node, "sourcename", org.name)
+    for tag, value in (
+        ("city", job.get("city")),
+        ("state", job.get("state")),
+        ("country", country_code(str(job["country"])) if job.get("country") else None),
+        ("postalcode", job.get("postal_code")),
+    ):
+        if value:
+            cdata(node, tag, value)
+    cdata(node, "description", job.get("description"))
+    pay = salary_text(job)
+    if pay:
+        cdata(node, "salary", pay)
+    kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
+    if kind:
+        cdata(node, "jobtype", kind)
+    if job.get("department"):
+        cdata(node, "category", job["department"])
+    if apply is not None:
+        cdata(node, "indeed-apply-data", apply_data(job, org, apply))

@@ -18,9 +18,13 @@ Recommended elements sent: ``city``, ``state``, ``country``, ``postalCode``,
 ``workplaceTypes`` (``On-site`` / ``Remote`` / ``Hybrid``), ``jobtype`` (``FULL_TIME``,
 ``PART_TIME``, ``CONTRACT``, ``TEMPORARY``, ``INTERNSHIP``). Not confirmed (vocabulary or
 shape not readable here), so not sent: salary, ``experienceLevel``, industry and function
-codes. ``companyId`` and ``posterEmail`` come from settings; when unset the elements are still
-emitted (empty), so the feed's shape does not change when they are configured. A description
-shorter than 100 characters is sent as is (LinkedIn will not post that job; we do not pad).
+codes. ``companyId`` (numeric: the id in the LinkedIn Page's admin URL) and ``posterEmail``
+come from settings (``ATS_GATEWAY_LINKEDIN_COMPANY_ID`` / ``_POSTER_EMAIL``); while either is
+missing, :meth:`LinkedInAccount.missing` names it and the gateway answers the feed URL with a
+503 problem saying so (and ``ats-gateway doctor`` reports it) instead of serving a feed every
+job of which LinkedIn would reject. A description shorter than 100 characters is sent as is
+(LinkedIn will not post that job; we do not pad). Country is sent as the org has it (the
+guide's ``location`` wants a country name for non-US jobs).
 """
 
 from __future__ import annotations
@@ -32,9 +36,16 @@ from typing import Any
 
 from lxml import etree
 
+from ats_gateway.config import linkedin_feed_missing
 from ats_gateway.services.feeds.indeed_feed import with_utm
 from ats_gateway.services.feeds.jobposting import Organization
-from ats_gateway.services.feeds.xmlfeed import cdata, location_text, plain, serialize
+from ats_gateway.services.feeds.xmlfeed import (
+    cdata,
+    job_element,
+    location_text,
+    plain,
+    serialize,
+)
 
 WORKPLACE_TYPES = {"on-site": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
 JOB_TYPES = {
@@ -64,6 +75,10 @@ class LinkedInAccount:
     company_id: str = ""
     poster_email: str = ""
 
+    def missing(self) -> list[str]:
+        """The settings LinkedIn needs that are unset or malformed (empty: the feed is valid)."""
+        return linkedin_feed_missing(self.company_id, self.poster_email)
+
 
 def build(
     jobs: Sequence[Mapping[str, Any]],
@@ -78,24 +93,34 @@ def build(
     cdata(root, "publisher", org.name)
     plain(root, "expectedJobCount", len(jobs))
     for job in jobs:
-        job_id = str(job["id"])[:MAX_JOB_ID]
-        node = etree.SubElement(root, "job")
-        cdata(node, "partnerJobId", job_id)
-        cdata(node, "company", org.name)
-        cdata(node, "title", job.get("title") or job.get("name"))
-        cdata(node, "description", job.get("description"))
-        cdata(node, "applyUrl", with_utm(org.job_url(str(job["id"])), UTM))
-        cdata(node, "companyId", account.company_id)
-        cdata(node, "posterEmail", account.poster_email)
-        cdata(node, "location", location_text(job))
-        cdata(node, "city", job.get("city"))
-        cdata(node, "state", job.get("state"))
-        cdata(node, "country", job.get("country"))
-        cdata(node, "postalCode", job.get("postal_code"))
-        workplace = WORKPLACE_TYPES.get(str(job.get("workplace_type") or "").strip().lower())
-        if workplace:
-            cdata(node, "workplaceTypes", workplace)
-        kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
-        if kind:
-            cdata(node, "jobtype", kind)
+        with job_element(root, job) as node:
+            _job(node, job, org, account)
     return serialize(root)
+
+
+def _job(
+    node: etree._Element, job: Mapping[str, Any], org: Organization, account: LinkedInAccount
+) -> None:
+    cdata(node, "partnerJobId", str(job["id"])[:MAX_JOB_ID])
+    cdata(node, "company", org.name)
+    cdata(node, "title", job.get("title") or job.get("name"))
+    cdata(node, "description", job.get("description"))
+    cdata(node, "applyUrl", with_utm(org.job_url(str(job["id"])), UTM))
+    cdata(node, "companyId", account.company_id)
+    cdata(node, "posterEmail", account.poster_email)
+    cdata(node, "location", location_text(job))
+    # Recommended: only the ones the job has (no empty <state> for a job in London).
+    for tag, key in (
+        ("city", "city"),
+        ("state", "state"),
+        ("country", "country"),
+        ("postalCode", "postal_code"),
+    ):
+        if job.get(key):
+            cdata(node, tag, job[key])
+    workplace = WORKPLACE_TYPES.get(str(job.get("workplace_type") or "").strip().lower())
+    if workplace:
+        cdata(node, "workplaceTypes", workplace)
+    kind = JOB_TYPES.get(str(job.get("employment_type") or "").strip().lower())
+    if kind:
+        cdata(node, "jobtype", kind)

@@ -89,13 +89,17 @@ def test_jobposting_maps_the_orgs_values_to_googles():
 def test_xml_feeds_keep_cdata_and_survive_a_cdata_terminator():
     body = indeed_feed.build([JOB], ORG, built_at=0.0)
     job = etree.fromstring(body).find("job")
-    assert "Care ]] > for people" in job.findtext("description")
+    # [22] the section is split, so the parsed text is the job's own text, unchanged
+    assert job.findtext("description") == JOB["description"]
+    assert b"Care ]]]]><![CDATA[> for people" in body
+    assert job.findtext("country") == "GB"  # ISO 3166-1, as in Indeed's sample and JSON-LD
+    assert job.find("state") is None  # no state in the data: no empty element
     assert job.findtext("salary") == "£40 - £55.50 per hour"
     assert job.findtext("jobtype") == "contract"
     assert job.find("indeed-apply-data") is None  # not configured
-    li = etree.fromstring(
-        linkedin_feed.build([JOB], ORG, built_at=0.0, account=linkedin_feed.LinkedInAccount("1"))
-    ).find("job")
+    body = linkedin_feed.build([JOB], ORG, built_at=0.0, account=linkedin_feed.LinkedInAccount("1"))
+    li = etree.fromstring(body).find("job")
+    assert li.findtext("description") == JOB["description"]
     assert li.findtext("location") == "London, United Kingdom"
     assert li.findtext("workplaceTypes") == "Hybrid"
     assert li.findtext("applyUrl").endswith("?utm_source=LinkedIn&utm_medium=job_board")
@@ -185,3 +189,47 @@ def test_indeed_names_and_signature():
     assert indeed.verify("k", b"{}", indeed.sign("k", b"{}"))
     assert not indeed.verify("k", b"{} ", indeed.sign("k", b"{}"))
     assert not indeed.verify("", b"{}", indeed.sign("", b"{}"))
+
+
+def test_xml_forbidden_characters_are_removed_not_fatal():
+    """[21]/[22] one job with text XML 1.0 forbids (pasted from Word) must not take the feed
+    down: lxml refuses such strings ("All strings must be XML compatible")."""
+    hostile = {
+        **JOB,
+        "title": "Nurse\x00\x1b\ufffe\ufffflead",
+        "description": "line\x0bbreak\x0cpage\x01\x08 \ud800]]>" + "x" * 100,
+        "city": "Lon\x00don",
+    }
+    for body in (
+        indeed_feed.build([JOB, hostile], ORG, built_at=0.0),
+        linkedin_feed.build([hostile], ORG, built_at=0.0, account=linkedin_feed.LinkedInAccount()),
+    ):
+        jobs = etree.fromstring(body).findall("job")
+        assert jobs[-1].findtext("title") == "Nurselead"
+        assert jobs[-1].findtext("description").startswith("line\nbreak\npage ]]>xxx")
+        assert jobs[-1].findtext("city") == "London"
+
+
+def test_linkedin_account_names_what_linkedin_requires():
+    assert linkedin_feed.LinkedInAccount().missing() == [
+        "ATS_GATEWAY_LINKEDIN_COMPANY_ID",
+        "ATS_GATEWAY_LINKEDIN_POSTER_EMAIL",
+    ]
+    assert linkedin_feed.LinkedInAccount("acme", "jobs@acme.example").missing() == [
+        "ATS_GATEWAY_LINKEDIN_COMPANY_ID"  # the numeric id of the LinkedIn Page
+    ]
+    assert linkedin_feed.LinkedInAccount("1234567", "jobs@acme.example").missing() == []
+
+
+def test_one_job_that_cannot_be_rendered_is_left_out_not_the_feed(caplog):
+    broken = {**JOB, "id": "a0M000000000002AAA", "salary_min": "not a number"}
+    indeed_jobs = etree.fromstring(indeed_feed.build([broken, JOB], ORG, built_at=0.0))
+    assert [j.findtext("referencenumber") for j in indeed_jobs.findall("job")] == [JOB["id"]]
+    assert "job a0M000000000002AAA left out (ValueError)" in caplog.text
+    no_id = {k: v for k, v in JOB.items() if k != "id"}
+    account = linkedin_feed.LinkedInAccount("1", "a@b.example")
+    body = linkedin_feed.build([JOB, no_id], ORG, built_at=0.0, account=account)
+    assert [j.findtext("partnerJobId") for j in etree.fromstring(body).findall("job")] == [
+        JOB["id"]
+    ]
+    assert "left out (KeyError)" in caplog.text
