@@ -52,6 +52,7 @@ class SearchStandIn:
         self.google_requests = 0
         self.indexnow: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.fail_next = 0  # answer the next N API requests 503 with Retry-After: 1
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -220,6 +221,15 @@ class SearchStandIn:
                     if status != 200:
                         standin._error(f"token refused: {answer}")
                     self._answer(status, "application/json", json.dumps(answer).encode())
+                    return
+                with standin.lock:
+                    failing = standin.fail_next > 0 and path != "/token"
+                    standin.fail_next -= int(failing)
+                if failing:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if path in ("/v3/urlNotifications:publish", "/batch"):
                     if not standin._authorized(self.headers):

@@ -23,7 +23,7 @@ from stack import FAST_DELIVERY, running_beat, wait_for
 from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import ManagedProcess
 from ats_gateway.embedded.stack import child_env
-from ats_gateway.services.indexing import build_notifier
+from ats_gateway.services.indexing import IndexNow, SearchNotifier, build_notifier
 from ats_gateway.services.jobs.lifecycle import STREAM_KEY, JobLifecycle
 from sandbox_org import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
@@ -200,4 +200,33 @@ def test_google_batches_newest_first_and_defers_beyond_the_daily_quota(
         assert notifier.status()["google"]["pending"] == 2
         # The same versions again (a stream entry read twice): nothing new to tell.
         assert notifier.intake(lifecycle.read("0-0")[2:]) == 0
+        store.close()
+
+
+def test_a_failed_request_is_retried_after_a_backoff_and_told_once(standin, redis_databases):
+    """503 with Retry-After: nothing is lost, nothing is sent before the backoff ends, and the
+    version is told once when the engine answers again (IndexNow here; Google likewise)."""
+    with redis_databases.lease() as url:
+        store = redis.Redis.from_url(url)
+        now = [1_000_000.0]
+        engine = IndexNow(INDEXNOW_KEY, HOST, endpoint=standin.url + "/indexnow")
+        notifier = SearchNotifier(
+            store, [engine], job_url=page, retry_base_seconds=10, clock=lambda: now[0]
+        )
+        lifecycle = JobLifecycle(store)
+        job = {"id": "a0M000000000777AAA", "title": "Retried"}
+        lifecycle.observe([job], [], id_field="id", source="test")
+        notifier.intake(lifecycle.read("0-0"))
+        standin.fail_next = 1
+
+        failed = notifier.publish("indexnow")
+        assert failed["sent"] == 0 and failed["retry_in"] >= 8  # base 10 s, jitter +-20 %
+        assert notifier.publish("indexnow")["reason"] == "backoff"  # no request meanwhile
+        assert standin.indexnow_count(page(job["id"])) == 0
+        now[0] += failed["retry_in"] + 0.1
+        assert notifier.publish("indexnow")["sent"] == 1
+        assert standin.indexnow_count(page(job["id"])) == 1
+        notifier.intake(lifecycle.read("0-0"))  # the same version read again
+        assert notifier.publish("indexnow") == {"ran": False, "reason": "idle"}
+        assert standin.indexnow_count(page(job["id"])) == 1
         store.close()
