@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 from search_standin import SearchStandIn
-from stack import FAST_DELIVERY, running_beat, wait_for
+from stack import FAST_DELIVERY, build_gateway, running_beat, wait_for
 
 from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import ManagedProcess
@@ -230,3 +230,26 @@ def test_a_failed_request_is_retried_after_a_backoff_and_told_once(standin, redi
         assert notifier.publish("indexnow") == {"ran": False, "reason": "idle"}
         assert standin.indexnow_count(page(job["id"])) == 1
         store.close()
+
+
+def test_the_gateway_serves_the_indexnow_key_file_when_the_job_pages_are_its_own(
+    base_settings, redis_databases
+):
+    """IndexNow verifies ownership by fetching https://{host}/{key}.txt: when the job pages
+    live on the gateway's host, the gateway serves it (and documents it in its OpenAPI)."""
+    with redis_databases.lease() as url:
+        own = base_settings.replace(
+            redis_url=url,
+            public_url=f"https://{HOST}",
+            job_page_url_template=page("{id}"),
+            indexnow_key=INDEXNOW_KEY,
+        )
+        client = build_gateway(own).test_client()
+        response = client.get(f"/{INDEXNOW_KEY}.txt")
+        assert response.status_code == 200 and response.mimetype == "text/plain"
+        assert response.get_data(as_text=True) == INDEXNOW_KEY
+        assert f"/{INDEXNOW_KEY}.txt" in client.get("/v1/openapi.json").json["paths"]
+        assert client.get("/0123456789.txt").status_code == 404
+        # Pages on another host (the career site's): that host serves the file, not us.
+        elsewhere = build_gateway(own.replace(public_url="https://api.example.com"))
+        assert elsewhere.test_client().get(f"/{INDEXNOW_KEY}.txt").status_code == 404

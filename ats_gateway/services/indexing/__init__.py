@@ -14,6 +14,7 @@ is ``tasks/indexing.py``. Modules: :mod:`.notifier` (queues, quota, backoff, met
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+KEY_FORMAT = re.compile(r"[A-Za-z0-9-]{8,128}")
+
 
 def build_notifier(
     settings: Any, redis_client: redis.Redis, *, job_url: Callable[[str], str]
@@ -58,7 +61,12 @@ def build_notifier(
             )
         )
         quotas[GoogleIndexing.name] = settings.google_indexing_daily_quota
-    if settings.indexnow_key:
+    if settings.indexnow_key and not KEY_FORMAT.fullmatch(settings.indexnow_key):
+        log.error(
+            "ATS_GATEWAY_INDEXNOW_KEY must be 8 to 128 characters of a-z, A-Z, 0-9 and '-' "
+            "(https://www.indexnow.org/documentation): IndexNow is off"
+        )
+    elif settings.indexnow_key:
         host = settings.indexnow_host or urlsplit(job_url("x")).hostname or ""
         if urlsplit(job_url("x")).hostname != host:
             log.warning(
