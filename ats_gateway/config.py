@@ -141,6 +141,7 @@ class Settings:
     google_indexing_endpoint: str = "https://indexing.googleapis.com/v3/urlNotifications:publish"
     google_indexing_batch_endpoint: str = "https://indexing.googleapis.com/batch"
     google_indexing_daily_quota: int = 200  # publish requests a day (Google's default quota)
+    google_indexing_minute_quota: int = 380  # requests a minute, all endpoints (Google's default)
     google_indexing_batch_size: int = 100  # Google's limit per batch request
     # IndexNow (services/indexing/indexnow.py): on when a key is set; host: the job pages'
     # host (empty: from the job page URLs); key location: empty means https://host/{key}.txt.

@@ -49,6 +49,7 @@ def build_notifier(
     timeout = (settings.search_connect_timeout, settings.search_read_timeout)
     engines: list[Any] = []
     quotas: dict[str, int] = {}
+    per_minute: dict[str, int] = {}
     if settings.google_indexing_key_file:
         engines.append(
             GoogleIndexing(
@@ -61,6 +62,7 @@ def build_notifier(
             )
         )
         quotas[GoogleIndexing.name] = settings.google_indexing_daily_quota
+        per_minute[GoogleIndexing.name] = settings.google_indexing_minute_quota
     if settings.indexnow_key and not KEY_FORMAT.fullmatch(settings.indexnow_key):
         log.error(
             "ATS_GATEWAY_INDEXNOW_KEY must be 8 to 128 characters of a-z, A-Z, 0-9 and '-' "
@@ -89,6 +91,7 @@ def build_notifier(
         engines,
         job_url=job_url,
         daily_quota=quotas,
+        minute_quota=per_minute,
         retry_base_seconds=settings.search_retry_base_seconds,
         retry_max_seconds=settings.search_retry_max_seconds,
     )

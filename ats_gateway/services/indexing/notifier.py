@@ -7,6 +7,7 @@ Per engine (prefix ``ats-gateway:search:<engine>:``)::
     sent        hash id15 -> "TYPE|version" last told: one version of a job is told once
     backoff     hash attempts, next_at: after a failed request (exponential, with jitter)
     quota:<d>   publish requests counted on day <d> (Pacific time, as Google counts)
+    quota-minute:<m>   and in minute <m> (Google: 380 requests a minute, all endpoints)
     lock        one publish run at a time per engine
 
     ats-gateway:search:stats   hash "<engine>|<type or request>|<outcome>" -> count (/metrics)
@@ -86,6 +87,7 @@ class SearchNotifier:
         *,
         job_url: Callable[[str], str],
         daily_quota: Mapping[str, int] | None = None,
+        minute_quota: Mapping[str, int] | None = None,
         retry_base_seconds: float = 30.0,
         retry_max_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
@@ -94,6 +96,7 @@ class SearchNotifier:
         self.engines = {e.name: e for e in engines}
         self.job_url = job_url
         self.daily_quota = dict(daily_quota or {})
+        self.minute_quota = dict(minute_quota or {})
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.clock = clock
@@ -136,12 +139,19 @@ class SearchNotifier:
         day = dt.datetime.fromtimestamp(self.clock(), PACIFIC).date().isoformat()
         return self.key(engine, f"quota:{day}")
 
+    def minute_key(self, engine: str) -> str:
+        return self.key(engine, f"quota-minute:{int(self.clock() // 60)}")
+
     def remaining_quota(self, engine: str) -> int | None:
-        quota = self.daily_quota.get(engine)
-        if not quota:
-            return None
-        used = int(self.redis.get(self.quota_key(engine)) or 0)
-        return max(0, quota - used)
+        """What the engine's quotas still allow now: today's, and this minute's."""
+        left = []
+        for quota, key in (
+            (self.daily_quota.get(engine), self.quota_key(engine)),
+            (self.minute_quota.get(engine), self.minute_key(engine)),
+        ):
+            if quota:
+                left.append(max(0, quota - int(self.redis.get(key) or 0)))
+        return min(left) if left else None
 
     def backoff_left(self, engine: str) -> float:
         next_at = self.redis.hget(self.key(engine, "backoff"), "next_at")
@@ -189,8 +199,12 @@ class SearchNotifier:
                 # Counted before sending: a request Google received counts even if its answer
                 # is lost, and the quota must never be overrun.
                 pipe = self.redis.pipeline(transaction=False)
-                pipe.incrby(self.quota_key(engine_name), len(notes))
-                pipe.expire(self.quota_key(engine_name), 2 * 86400)
+                for key, ttl in (
+                    (self.quota_key(engine_name), 2 * 86400),
+                    (self.minute_key(engine_name), 120),
+                ):
+                    pipe.incrby(key, len(notes))
+                    pipe.expire(key, ttl)
                 pipe.execute()
             try:
                 results = engine.send(notes)
