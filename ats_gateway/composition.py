@@ -333,6 +333,8 @@ def register_checks(services: Services) -> None:
     add("key_store", key_store_check)
     add("applications_queue", applications_queue_check)
     add("api_budget", lambda: api_budget_check(services))
+    if services.search.engines:
+        add("search_engines", lambda: search_engines_check(services))
 
 
 def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
@@ -340,6 +342,14 @@ def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
     forecast = services.pacer.forecast(services.applications_outbox)
     stuck = forecast["paused_by_org"] or forecast["delivery"]["decision"] == "ceiling_exhausted"
     return ("degraded" if stuck else "ok"), forecast
+
+
+def search_engines_check(services: Services) -> tuple[str, dict[str, Any]]:
+    """[22] Pending notifications per engine, backoff, quota used today; degraded while an
+    engine's requests fail (backing off). Beyond a daily quota is normal, not degraded."""
+    status = services.search.status()
+    failing = any(engine["retry_in"] for engine in status.values())
+    return ("degraded" if failing else "ok"), status
 
 
 def register_metrics(services: Services) -> None:

@@ -169,6 +169,8 @@ def test_job_opened_retitled_and_closed_reach_google_and_indexnow_once_each(
         in metrics
     )
     assert 'ats_gateway_search_pending{engine="indexnow"} 0.0' in metrics
+    ready = gateway_app.test_client().get("/readyz").json
+    assert ready["checks"]["search_engines"]["status"] == "ok", ready
 
 
 def test_google_batches_newest_first_and_defers_beyond_the_daily_quota(
