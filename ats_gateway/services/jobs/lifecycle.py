@@ -47,9 +47,11 @@ DIGESTS_KEY = "ats-gateway:jobs:lifecycle:digests"
 BASELINE_KEY = "ats-gateway:jobs:lifecycle:baseline"
 CURSOR_PREFIX = "ats-gateway:jobs:lifecycle:cursor:"  # + consumer name
 STREAM_MAXLEN = 100_000
+CHUNK_JOBS = 500  # jobs per script call
 OPENED, CHANGED, CLOSED = "opened", "changed", "closed"
 
-# KEYS: digests, stream, baseline. ARGV: at_ms, source, maxlen, full (0/1), then triples
+# KEYS: digests, stream, baseline. ARGV: at_ms, source, maxlen, full (0: a partial path; 1: a
+# full reload, or its last chunk; 2: an earlier chunk of a full reload), then triples
 # (id15, id, digest); an empty digest means the job left the public set (the callers know that
 # from the snapshot itself, so a close is always told, even of a job opened before the baseline).
 _OBSERVE = """
@@ -155,8 +157,17 @@ class JobLifecycle:
             return 0
         at_ms = str(int(self.clock() * 1000))
         keys = [DIGESTS_KEY, self.stream_key, BASELINE_KEY]
-        head = [at_ms, source, str(self.maxlen), "1" if full else "0"]
-        return int(self._script(keys=keys, args=head + args))
+        emitted = 0
+        # A full reload of tens of thousands of jobs goes in chunks, so Redis is never held by
+        # one long script; each job is still compared and recorded atomically, and the
+        # baseline is set with the last chunk (earlier chunks of a first reload stay silent).
+        step = 3 * CHUNK_JOBS
+        for start in range(0, max(len(args), 1), step):
+            last = start + step >= len(args)
+            mode = "0" if not full else ("1" if last else "2")
+            head = [at_ms, source, str(self.maxlen), mode]
+            emitted += int(self._script(keys=keys, args=head + args[start : start + step]))
+        return emitted
 
     def read(self, cursor: bytes | str, *, count: int = 500) -> list[LifecycleEvent]:
         """Entries after ``cursor`` (``"0-0"``: from the oldest kept), oldest first."""
