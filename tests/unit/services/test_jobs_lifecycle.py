@@ -74,3 +74,12 @@ def test_a_failing_handler_leaves_the_cursor_where_it_was(store):
     with pytest.raises(RuntimeError):
         lifecycle.consume("a", boom)
     assert lifecycle.consume("a", lambda events: None) == 1
+
+
+def test_a_full_reload_larger_than_one_chunk_is_one_silent_baseline(store):
+    lifecycle = JobLifecycle(store)
+    jobs = [job(n) for n in range(1, 1201)]  # three script calls
+    assert lifecycle.observe(jobs, [], id_field="id", source="reconcile", full=True) == 0
+    changed = [*jobs[:-1], job(1200, title="Moved")]
+    assert lifecycle.observe([*changed, job(5000)], [], id_field="id", source="x", full=True) == 2
+    assert kinds(lifecycle) == [("200", "changed"), ("000", "opened")]
