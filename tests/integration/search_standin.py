@@ -37,6 +37,7 @@ GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/indexing"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TYPES = {"URL_UPDATED", "URL_DELETED"}
+FORBIDDEN = "403"
 
 
 class SearchStandIn:
@@ -141,6 +142,8 @@ class SearchStandIn:
             return "publish body is not JSON"
         if set(data) != {"url", "type"} or data["type"] not in TYPES:
             return f"publish body {data!r}"
+        if "/forbidden/" in data["url"]:
+            return FORBIDDEN  # as Google answers a URL whose site ownership is not verified
         with self.lock:
             self.google.append({"url": data["url"], "type": data["type"], "batch": batch})
         return None
@@ -164,10 +167,10 @@ class SearchStandIn:
             inner = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
             inner = {k.lower(): v for k, v in inner.items()}
             error = self._publish(inner.get("content-type", ""), inner_body.strip(), batch=True)
-            if error:
+            if error and error != FORBIDDEN:
                 self._error(error)
             ident = (part.get("Content-ID") or "<>").strip("<>")
-            status = "400 Bad Request" if error else "200 OK"
+            status = {None: "200 OK", FORBIDDEN: "403 Forbidden"}.get(error, "400 Bad Request")
             answers.append(
                 f"--{boundary}\r\nContent-Type: application/http\r\n"
                 f"Content-ID: <response-{ident}>\r\n\r\nHTTP/1.1 {status}\r\n"
@@ -242,9 +245,10 @@ class SearchStandIn:
                         self._answer(*standin._batch(content_type, body))
                         return
                     error = standin._publish(content_type, body, batch=False)
-                    if error:
+                    if error and error != FORBIDDEN:
                         standin._error(error)
-                    self._answer(400 if error else 200, "application/json", b"{}")
+                    status = {None: 200, FORBIDDEN: 403}.get(error, 400)
+                    self._answer(status, "application/json", b"{}")
                     return
                 if path == "/indexnow":
                     self._answer(standin._indexnow(content_type, body), "text/plain", b"")

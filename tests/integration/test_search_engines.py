@@ -255,3 +255,33 @@ def test_the_gateway_serves_the_indexnow_key_file_when_the_job_pages_are_its_own
         # Pages on another host (the career site's): that host serves the file, not us.
         elsewhere = build_gateway(own.replace(public_url="https://api.example.com"))
         assert elsewhere.test_client().get(f"/{INDEXNOW_KEY}.txt").status_code == 404
+
+
+def test_a_url_google_refuses_for_good_is_dropped_and_counted_not_retried(
+    standin, stack_settings, redis_databases
+):
+    """A 403 for one URL of a batch (ownership not verified): that URL is dropped and counted
+    as rejected; the others of the batch are sent; nothing is retried."""
+    with redis_databases.lease() as url:
+        store = redis.Redis.from_url(url)
+        settings = stack_settings.replace(redis_url=url, indexnow_key="")
+        where = {"a0M000000000901AAA": "forbidden/"}
+        notifier = build_notifier(
+            settings, store, job_url=lambda i: f"https://{HOST}/jobs/{where.get(i, '')}{i}"
+        )
+        lifecycle = JobLifecycle(store)
+        for n in (900, 901, 902):
+            lifecycle.observe([{"id": f"a0M000000000{n}AAA"}], [], id_field="id", source="t")
+        notifier.intake(lifecycle.read("0-0"))
+
+        assert notifier.publish("google") == {"ran": True, "sent": 2, "rejected": 1, "retry": 0}
+        assert notifier.status()["google"] == {
+            "pending": 0,
+            "retry_in": 0.0,
+            "quota_used_today": 3,
+            "daily_quota": settings.google_indexing_daily_quota,
+        }
+        stats = {k.decode(): int(v) for k, v in store.hgetall("ats-gateway:search:stats").items()}
+        assert stats["google|URL_UPDATED|rejected"] == 1
+        assert stats["google|URL_UPDATED|sent"] == 2
+        store.close()
