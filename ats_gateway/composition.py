@@ -16,6 +16,8 @@ readiness                     ``extensions.Readiness()`` (here); checks: :func:`
 connections                   ``connections.Connections(settings, redis)`` (one client each)
 metadata                      ``metadata.build_metadata(settings, redis, fetchers)``
 jobs                          ``services.jobs.build_service``
+job_lifecycle                 ``services.jobs.lifecycle.JobLifecycle`` ([22]: opened, changed,
+                              closed jobs onto a Redis stream, from every snapshot path)
 events_state                  ``events.EventsState`` (the subscriber's mode, for /readyz
                               and the jobs service; the subscriber: ``events.build_subscriber``)
 applications_outbox           ``services.delivery.Outbox.from_settings(redis, "applications")``
@@ -34,6 +36,8 @@ origin_index                  ``security.cors.OriginIndex(key_store)``
 webhooks                      ``services.webhooks.runtime.build_webhooks`` ([17])
 receipts                      ``services.applications.receipts.Receipts`` ([17])
 feeds                         ``services.feeds.build_feeds`` (JSON-LD, sitemap, board feeds)
+search                        ``services.indexing.build_notifier`` ([22]: Google Indexing API,
+                              IndexNow; the Celery side is ``tasks/indexing.py``)
 ============================  =====================================================
 
 Not here, on purpose: the Celery app (``tasks.celery_init_app``; Flask's convention keeps it
@@ -72,8 +76,10 @@ from ats_gateway.services.feedback import ContextReader, FeedbackDeliverer, Feed
 from ats_gateway.services.feedback import runtime as feedback_runtime
 from ats_gateway.services.feedback.issuing import LinkIssuer
 from ats_gateway.services.feeds import FeedsService, build_feeds
+from ats_gateway.services.indexing import SearchMetrics, SearchNotifier, build_notifier
 from ats_gateway.services.jobs import JobsError, JobsService
 from ats_gateway.services.jobs.changes import GoneJobs
+from ats_gateway.services.jobs.lifecycle import JobLifecycle
 from ats_gateway.services.pacing import Pacer, build_pacer, forecast_collector
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
@@ -92,6 +98,7 @@ class Services:
     connections: Connections
     metadata: Metadata
     jobs: JobsService
+    job_lifecycle: JobLifecycle
     events_state: EventsState
     applications_outbox: Outbox
     applications: ApplicationService
@@ -108,6 +115,7 @@ class Services:
     webhooks: WebhooksRuntime
     receipts: Receipts | None
     feeds: FeedsService
+    search: SearchNotifier
 
 
 def build_redis(settings: Settings) -> redis.Redis:
@@ -135,7 +143,9 @@ def build_services(settings: Settings) -> Services:
     jobs.kept_current = events_state.live
     gone_jobs = GoneJobs(redis_client)
     jobs.gone = gone_jobs.__contains__
-    jobs.left = gone_jobs.record
+    # [22] every new snapshot version tells the lifecycle stream what opened, changed, closed
+    job_lifecycle = JobLifecycle(redis_client)
+    jobs.left = full_reload_hook(jobs, gone_jobs, job_lifecycle)
 
     feeds = build_feeds(settings, jobs, redis_client)
     feeds.gone = closed_job_lookup(feeds.gone, gone_jobs)
@@ -176,6 +186,7 @@ def build_services(settings: Settings) -> Services:
         connections=connections,
         metadata=metadata,
         jobs=jobs,
+        job_lifecycle=job_lifecycle,
         events_state=events_state,
         applications_outbox=applications_outbox,
         applications=applications,
@@ -202,6 +213,8 @@ def build_services(settings: Settings) -> Services:
             else None  # receipts are signed: no secret, no receipt_url
         ),
         feeds=feeds,
+        # [22] job pages pushed to search engines, from the lifecycle stream
+        search=build_notifier(settings, redis_client, job_url=feeds.org.job_url),
     )
     register_checks(services)
     register_metrics(services)
@@ -212,6 +225,27 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
+
+
+def full_reload_hook(jobs: JobsService, gone_jobs: GoneJobs, lifecycle: JobLifecycle):
+    """What a full reload tells (``JobsService.left``, called under the snapshot lock right
+    after the new version is published): the gone set, and the lifecycle events of the whole
+    public set (the reconciliation's path into :meth:`JobLifecycle.observe`)."""
+
+    def left(gone: set[str], present: set[str]) -> None:
+        gone_jobs.record(gone, present)
+        pointer = jobs.store.pointer()
+        snapshot = jobs.store.load(pointer.version) if pointer else None
+        if snapshot is not None:
+            lifecycle.observe(
+                snapshot.records,
+                gone,
+                id_field=jobs.contract().id_field,
+                source="reconcile",
+                full=True,
+            )
+
+    return left
 
 
 def closed_job_lookup(history, gone_jobs: GoneJobs):
@@ -299,6 +333,8 @@ def register_checks(services: Services) -> None:
     add("key_store", key_store_check)
     add("applications_queue", applications_queue_check)
     add("api_budget", lambda: api_budget_check(services))
+    if services.search.engines:
+        add("search_engines", lambda: search_engines_check(services))
 
 
 def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
@@ -306,6 +342,14 @@ def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
     forecast = services.pacer.forecast(services.applications_outbox)
     stuck = forecast["paused_by_org"] or forecast["delivery"]["decision"] == "ceiling_exhausted"
     return ("degraded" if stuck else "ok"), forecast
+
+
+def search_engines_check(services: Services) -> tuple[str, dict[str, Any]]:
+    """[22] Pending notifications per engine, backoff, quota used today; degraded while an
+    engine's requests fail (backing off). Beyond a daily quota is normal, not degraded."""
+    status = services.search.status()
+    failing = any(engine["retry_in"] for engine in status.values())
+    return ("degraded" if failing else "ok"), status
 
 
 def register_metrics(services: Services) -> None:
@@ -343,6 +387,7 @@ def register_metrics(services: Services) -> None:
         registry=registry,
     ).set_function(snapshot_jobs)
     registry.register(_QueueCollector(services.applications_outbox))
+    registry.register(SearchMetrics(services.search))
 
 
 def _queue_state(outbox: Outbox) -> tuple[dict[str, int], float]:

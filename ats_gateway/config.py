@@ -130,6 +130,30 @@ class Settings:
     webhook_retention_seconds: int = 7 * 86400  # sent events' records and dead letters
     webhook_batch_size: int = 50
     webhook_status_poll_seconds: float = 1.0  # how often the org's status changes are read
+    # [22] Job lifecycle events (services/jobs/lifecycle.py): how often the beat sweeps read
+    # the stream for `job.closed` webhooks and for search-engine notifications.
+    job_events_poll_seconds: float = 1.0
+    search_poll_seconds: float = 2.0
+    # Google Indexing API (services/indexing/google.py): on when a service-account key file
+    # is set; the token URI (empty: the key file's) and endpoints are overridable for tests.
+    google_indexing_key_file: str = ""
+    google_indexing_token_uri: str = ""
+    google_indexing_endpoint: str = "https://indexing.googleapis.com/v3/urlNotifications:publish"
+    google_indexing_batch_endpoint: str = "https://indexing.googleapis.com/batch"
+    google_indexing_daily_quota: int = 200  # publish requests a day (Google's default quota)
+    google_indexing_minute_quota: int = 380  # requests a minute, all endpoints (Google's default)
+    google_indexing_batch_size: int = 100  # Google's limit per batch request
+    # IndexNow (services/indexing/indexnow.py): on when a key is set; host: the job pages'
+    # host (empty: from the job page URLs); key location: empty means https://host/{key}.txt.
+    indexnow_key: str = ""
+    indexnow_host: str = ""
+    indexnow_key_location: str = ""
+    indexnow_endpoint: str = "https://api.indexnow.org/indexnow"
+    indexnow_batch_size: int = 10000  # IndexNow's limit per POST
+    search_connect_timeout: float = 5.0
+    search_read_timeout: float = 20.0
+    search_retry_base_seconds: float = 30.0  # after a failed request (doubles, with jitter)
+    search_retry_max_seconds: float = 3600.0
     # Distribution (services/feeds, api/feeds.py, api/boards.py): JSON-LD, sitemap, Indeed and
     # LinkedIn XML feeds (read with `?token=<feed key>`; empty key: feed off), Indeed Apply.
     hiring_org_name: str = "Redwood"

@@ -116,6 +116,7 @@ def init_app(app: Flask) -> None:
     )
     from ats_gateway.api import boards as boards  # [16] Indeed Apply
     from ats_gateway.api import feeds as feeds  # [16] feeds, sitemap, JSON-LD
+    from ats_gateway.api import indexnow as indexnow  # [22] the IndexNow key file
 
     init_problems(app)
     app.register_blueprint(meta.bp)
@@ -128,4 +129,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(receipts.bp)
     feeds.init_app(app)
     boards.init_app(app)
+    indexnow.init_app(app)
     demo.init_app(app)  # /demo, only in dev mode or when enabled

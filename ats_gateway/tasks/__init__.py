@@ -20,6 +20,8 @@ TASK_MODULES = [
     "ats_gateway.tasks.jobs",
     "ats_gateway.tasks.feedback",
     "ats_gateway.tasks.webhooks",
+    "ats_gateway.tasks.job_events",
+    "ats_gateway.tasks.indexing",
 ]
 
 

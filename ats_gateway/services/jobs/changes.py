@@ -30,6 +30,7 @@ import redis
 from ats_gateway.salesforce import soql
 from ats_gateway.services.jobs.contract import FixedCondition, JobsContract
 from ats_gateway.services.jobs.errors import RefreshFailed
+from ats_gateway.services.jobs.lifecycle import JobLifecycle
 from ats_gateway.services.jobs.source import snapshot_query, to_public
 
 log = logging.getLogger(__name__)
@@ -204,9 +205,12 @@ class SnapshotChanges:
         redis_client: redis.Redis,
         *,
         gone: GoneJobs | None = None,
+        lifecycle: JobLifecycle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
+        #: [22] told what came, changed and left with each new version (None: nobody listens)
+        self.lifecycle = lifecycle
         self.store = service.store
         self.redis = redis_client
         self.gone = gone or GoneJobs(redis_client)
@@ -327,6 +331,13 @@ class SnapshotChanges:
             report.version = new.version
             self.gone.add(left - came)
             self.gone.discard(came)
+            if self.lifecycle is not None:  # [22] lifecycle events: the one call of this path
+                self.lifecycle.observe(
+                    [by_id[k] for k in {i[:15] for i in came} if k in by_id],
+                    [i for i in left if i[:15] not in by_id],
+                    id_field=id_field,
+                    source="changes",
+                )
             return report
         finally:
             with contextlib.suppress(redis.exceptions.LockError):

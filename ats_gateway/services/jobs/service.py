@@ -227,9 +227,9 @@ class JobsService:
                 api_calls=calls if calls is not None else "",
             )
             log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
-            if previous is not None:
-                present = {str(r[contract.id_field]) for r in records}
-                self.left(previous - present, present)
+            # The first load too ([22]: it is the lifecycle's baseline; nothing left yet).
+            present = {str(r[contract.id_field]) for r in records}
+            self.left((previous or set()) - present, present)
             return RefreshResult("refreshed", pointer.version, len(records), calls)
         finally:
             # A lock that expired while we worked has nothing to undo.

@@ -19,6 +19,8 @@ Where events come from:
   receipt sees what the event says.
 * :meth:`EventPublisher.on_application_status_changed`: the org changed the application
   (fed from the change-event stream, see ``tasks/webhooks.py``).
+* :meth:`EventPublisher.on_job_closed`: a job left the public set, whichever path saw it
+  (fed from the job lifecycle stream, see ``tasks/job_events.py``).
 
 Payload (Standard Webhooks shape)::
 
@@ -209,11 +211,13 @@ class EventPublisher:
         message_id = event_id(application_id, "status", change_id or f"{status}|{changed_at}")
         return self.publish(owner, "application.status_changed", data, message_id)
 
-    def on_job_closed(self, job_id: str, closed_at: float) -> list[str]:
+    def on_job_closed(self, job_id: str, closed_at: float, *, change_id: str = "") -> list[str]:
         """A job left the public set: every endpoint that asked for ``job.closed`` hears it
-        (jobs are public, so no ownership applies)."""
+        (jobs are public, so no ownership applies). ``change_id``: the lifecycle stream
+        entry's id ([22], ``tasks/job_events.py``), so a re-read entry keeps its webhook-id."""
         data = {"job_id": job_id, "status": "closed", "occurred_at": iso(closed_at)}
-        return self.publish("*", "job.closed", data, event_id(job_id, "job.closed", str(closed_at)))
+        message_id = event_id(job_id, "job.closed", change_id or str(closed_at))
+        return self.publish("*", "job.closed", data, message_id)
 
     def _owners(self, application_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         pipe = self.redis.pipeline(transaction=False)
