@@ -270,7 +270,7 @@ def _write_settings_env(settings: Settings, path: Path) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
-    from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, worker_argv
+    from ats_gateway.embedded.stack import beat_argv, child_env, class_workers, gunicorn_argv
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -331,13 +331,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env = child_env(settings)
         gateway_url = f"http://{args.host}:{args.port}"
         for process in (
-            ManagedProcess(
-                "worker",
-                worker_argv(name="dev@%h", pool="threads", concurrency=4),
-                env=env,
-                cwd=PROJECT_ROOT,
-                log_path=logs / "worker.log",
-            ),
+            # [19] A pool per work class (tasks/queues.py): a slow party fills only its own.
+            *class_workers(env, logs),
             ManagedProcess(
                 "beat",
                 beat_argv(str(data_dir / "celerybeat-schedule")),

@@ -77,6 +77,7 @@ from ats_gateway.services.jobs.changes import GoneJobs
 from ats_gateway.services.pacing import Pacer, build_pacer, forecast_collector
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
+from ats_gateway.tasks import queues as work_queues
 
 __all__ = ["Services", "build_redis", "build_services", "init_app"]
 
@@ -299,6 +300,19 @@ def register_checks(services: Services) -> None:
     add("key_store", key_store_check)
     add("applications_queue", applications_queue_check)
     add("api_budget", lambda: api_budget_check(services))
+    add("work_queues", lambda: work_queues_check(services))
+
+
+def work_queues_check(services: Services) -> tuple[str, dict[str, Any]]:
+    """[19] Each work class's Celery queue: messages waiting for a free worker of its pool and
+    how long the oldest has waited (a pool too small, or stuck, for its work)."""
+    depths = work_queues.queue_depths(services.redis)
+    alert = services.settings.delivery_lag_alert_seconds
+    behind = sorted(q for q, d in depths.items() if d["oldest_seconds"] > alert)
+    details: dict[str, Any] = dict(depths)
+    if behind:
+        details["stuck"] = f"a task has waited over {alert:.0f} s for a worker: {', '.join(behind)}"
+    return ("degraded" if behind else "ok"), details
 
 
 def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
@@ -343,6 +357,7 @@ def register_metrics(services: Services) -> None:
         registry=registry,
     ).set_function(snapshot_jobs)
     registry.register(_QueueCollector(services.applications_outbox))
+    registry.register(_WorkQueuesCollector(services.redis))
 
 
 def _queue_state(outbox: Outbox) -> tuple[dict[str, int], float]:
@@ -377,3 +392,33 @@ class _QueueCollector:
             "How long the oldest due application has waited for delivery.",
             value=lag,
         )
+
+
+class _WorkQueuesCollector:
+    """[19] Each work class's Celery queue (tasks/queues.py), read from the broker at scrape."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            depths = work_queues.queue_depths(self.client)
+        except Exception:  # Redis down: /readyz says so; a scrape must not fail
+            return
+        depth = GaugeMetricFamily(
+            "ats_gateway_work_queue_depth",
+            "Task messages waiting for a worker of the queue's pool.",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            "ats_gateway_work_queue_oldest_seconds",
+            "How long the queue's oldest waiting task message has waited (0: none waiting).",
+            labels=["queue"],
+        )
+        for queue, d in depths.items():
+            depth.add_metric([queue], d["depth"])
+            oldest.add_metric([queue], d["oldest_seconds"])
+        yield depth
+        yield oldest

@@ -56,6 +56,7 @@ def drain_applications() -> dict[str, Any]:
         batch_size=found.settings.delivery_batch_size,
         window=found.settings.delivery_window_seconds,
         pacer=found.pacer if found.settings.delivery_paced else None,
+        max_seconds=found.settings.drain_max_seconds,
     )
 
 
