@@ -377,7 +377,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             # broker restarts (kombu), and delivery must resume without anyone. A starting
             # worker drains at once.
             for child in children:
-                if child.name in ("worker", "beat") and not child.alive() and not stopping:
+                restartable = child.name == "beat" or child.name.startswith("worker")
+                if restartable and not child.alive() and not stopping:
                     print(f"{child.name} exited; restarting it (see {logs})", file=sys.stderr)
                     child.stop()
                     child.start(timeout=60)
