@@ -308,7 +308,7 @@ def work_queues_check(services: Services) -> tuple[str, dict[str, Any]]:
     how long the oldest has waited (a pool too small, or stuck, for its work)."""
     depths = work_queues.queue_depths(services.redis)
     alert = services.settings.delivery_lag_alert_seconds
-    behind = sorted(q for q, d in depths.items() if d["oldest_seconds"] > alert)
+    behind = sorted(q for q, d in depths.items() if d["depth"] and d["oldest_seconds"] > alert)
     details: dict[str, Any] = dict(depths)
     if behind:
         details["stuck"] = f"a task has waited over {alert:.0f} s for a worker: {', '.join(behind)}"
@@ -328,9 +328,9 @@ def register_metrics(services: Services) -> None:
     from prometheus_client import Gauge
 
     registry = services.metrics.registry
-    registry.register(
-        forecast_collector(lambda: services.pacer.forecast(services.applications_outbox))
-    )
+    forecast = forecast_collector(lambda: services.pacer.forecast(services.applications_outbox))
+    registry.register(forecast)
+    services.metrics.shared.append(forecast)
     jobs = services.jobs
 
     def snapshot_age() -> float:
@@ -356,8 +356,12 @@ def register_metrics(services: Services) -> None:
         "Public jobs in the current snapshot.",
         registry=registry,
     ).set_function(snapshot_jobs)
-    registry.register(_QueueCollector(services.applications_outbox))
-    registry.register(_WorkQueuesCollector(services.redis))
+    for collector in (
+        _QueueCollector(services.applications_outbox),
+        _WorkQueuesCollector(services.redis),
+    ):
+        registry.register(collector)
+        services.metrics.shared.append(collector)  # also under gunicorn's multiprocess mode
 
 
 def _queue_state(outbox: Outbox) -> tuple[dict[str, int], float]:
