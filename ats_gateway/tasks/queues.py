@@ -120,6 +120,17 @@ def queue_of(task_name: str) -> str:
     return MAINTENANCE
 
 
+def broker_client(broker_url: str) -> Any:
+    """A bare Celery client that sends tasks by name to their class's queue (the CLI: it needs
+    no app). Without the routes a task would go to Celery's default queue, which no worker
+    reads any more."""
+    from celery import Celery
+
+    client = Celery("ats-gateway-cli", broker=broker_url)
+    client.conf.update(task_routes=task_routes(), task_default_queue=MAINTENANCE)
+    return client
+
+
 @before_task_publish.connect
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:

@@ -14,6 +14,7 @@ from ats_gateway.tasks.queues import (
     QUEUE_NAMES,
     SENT_AT_HEADER,
     WORK_CLASSES,
+    broker_client,
     queue_depths,
     queue_of,
 )
@@ -92,6 +93,14 @@ def test_waiting_tasks_show_in_readyz_and_metrics_by_queue(gateway):
     assert 'ats_gateway_work_queue_depth{queue="search"} 2.0' in metrics
     assert 'ats_gateway_work_queue_depth{queue="applications"} 0.0' in metrics
     assert 'ats_gateway_work_queue_oldest_seconds{queue="search"}' in metrics
+
+    # The CLI's bare client (dlq replay, webhooks test) routes the same way.
+    cli = broker_client(gateway.config["SETTINGS"].redis_url)
+    try:
+        cli.send_task("ats_gateway.applications.drain")
+    finally:
+        cli.close()
+    assert queue_depths(client)["applications"]["depth"] == 1
 
     # A message from a sender without the stamp counts, and its age is unknown (0), not an error.
     client.lpush("feedback", json.dumps({"headers": {}, "body": ""}))
