@@ -16,6 +16,7 @@ import requests
 
 from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import free_port
+from ats_gateway.tasks.queues import QUEUE_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,15 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
         ready = requests.get(base + "/readyz", timeout=10).json()
         assert ready["checks"]["redis"]["status"] == "ok"
         assert len(_processes_with_marker(marker)) >= 5  # dev, redis, sandbox, worker, gunicorn
+        # [19] a worker per work class, each reading its own queue
+        assert set(QUEUE_NAMES) <= set(ready["checks"]["work_queues"])
+        logs = tmp_path / "data" / "logs"
+        for queue in QUEUE_NAMES:
+            log = logs / f"worker-{queue}.log"
+            until = time.monotonic() + 60
+            while f".> {queue} " not in _read(log) and time.monotonic() < until:
+                time.sleep(0.5)
+            assert f".> {queue} " in _read(log), queue  # the banner's list of queues read
         assert "interviewer link  http" in text
         assert "publishable pk_" in text
     finally:
@@ -102,3 +112,10 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
     while _processes_with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_with_marker(marker) == []
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
