@@ -6,17 +6,19 @@ never by an ``if`` in a task: a webhook receiver that drips its answer fills onl
 ``webhooks`` pool, and applications keep flowing through theirs. A task no class names goes
 to ``maintenance`` (the default queue), so nothing lands on a queue no worker reads.
 
-=============  ======================================================  =====================
-queue          tasks                                                   pool (``make run``)
-=============  ======================================================  =====================
-applications   ``ats_gateway.applications.*`` (the delivery drain)     prefork, 2
-feedback       ``ats_gateway.feedback.*`` (the feedback drain)         prefork, 1
-webhooks       ``ats_gateway.webhooks.send``                           threads, 8
-search         ``ats_gateway.indexing.*``, ``ats_gateway.tasks.        threads, 2
-               indexing.*`` (search-engine notifications)
-maintenance    refreshes (jobs snapshot, describes), reconciliation,   prefork, 2
-               sweeps, budget probes, and every task not named above
-=============  ======================================================  =====================
+=============  ==============================================  ====================
+queue          tasks                                           pool (``make run``)
+=============  ==============================================  ====================
+applications   ``ats_gateway.applications.*`` (delivery)       prefork, 2
+feedback       ``ats_gateway.feedback.*`` (feedback delivery)  prefork, 1
+webhooks       ``ats_gateway.webhooks.send``                   threads, 8
+search         ``ats_gateway.indexing.*``, ``.search.*``,      threads, 2
+               ``ats_gateway.tasks.indexing.*`` (search-
+               engine notifications)
+maintenance    refreshes (jobs snapshot, describes),           prefork, 2
+               reconciliation, sweeps (the webhooks status
+               sweep), budget probes, any task not named
+=============  ==============================================  ====================
 
 Why these pools: Celery enforces soft and hard time limits only in the prefork pool (a child
 gets ``SoftTimeLimitExceeded``, then is killed and replaced; the threads pool cannot interrupt
@@ -68,7 +70,9 @@ WORK_CLASSES: tuple[WorkClass, ...] = (
     WorkClass("webhooks", ("ats_gateway.webhooks.*",), "threads", 8, "webhook sends"),
     WorkClass(
         "search",
-        ("ats_gateway.indexing.*", "ats_gateway.tasks.indexing.*"),
+        # tasks/indexing.py ([22]): named ``ats_gateway.indexing.*`` (or ``.search.*``), or left
+        # to Celery's default name, the module path.
+        ("ats_gateway.indexing.*", "ats_gateway.search.*", "ats_gateway.tasks.indexing.*"),
         "threads",
         2,
         "search-engine notifications",
