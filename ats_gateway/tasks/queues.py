@@ -20,9 +20,10 @@ maintenance    refreshes (jobs snapshot, describes),           prefork, 2
                sweep), budget probes, any task not named
 =============  ==============================================  ====================
 
-Why these pools: Celery enforces soft and hard time limits only in the prefork pool (a child
+Why these pools: Celery enforces soft and hard time limits in the prefork pool (a child
 gets ``SoftTimeLimitExceeded``, then is killed and replaced; the threads pool cannot interrupt
-a thread, https://docs.celeryq.dev/en/stable/userguide/workers.html#time-limits). The classes
+a thread; "pool support: prefork/gevent",
+https://docs.celeryq.dev/en/stable/userguide/workers.html#time-limits). The classes
 that call the org (applications, feedback, maintenance) are single-flight drains or
 occasional refreshes, so two processes each are plenty and their limits hold. Webhook and
 search sends are many small, slow, third-party waits: threads, each bounded by the sender's
