@@ -127,3 +127,33 @@ def test_queue_gauges_reach_metrics_under_gunicorn(base_settings, redis_database
     assert 'ats_gateway_work_queue_depth{queue="webhooks"} 1.0' in text
     assert "ats_gateway_delivery_queued" in text
     assert "ats_gateway_http_requests_total" in text or "ats_gateway_http_request" in text
+
+
+def test_a_drain_cut_outside_its_deliverer_hands_over_to_the_next_run(gateway):
+    """The soft limit may land anywhere in a drain (here: while the pacer decides): the lock is
+    released and the next drain is scheduled on the applications queue, not left to beat."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from ats_gateway.extensions import services
+    from ats_gateway.tasks.drain import run_drain
+
+    found = services(gateway)
+    found.applications_outbox.put({"n": 1}, wait=False)
+
+    class CutWhileDeciding:
+        def decide(self, outbox):
+            raise SoftTimeLimitExceeded()
+
+    with gateway.app_context():
+        result = run_drain(
+            "applications",
+            found.redis,
+            found.applications_outbox,
+            deliverer=None,
+            batch_size=10,
+            pacer=CutWhileDeciding(),
+        )
+    assert result == {"ran": True, "interrupted": True}
+    assert found.applications_outbox.drain_lock().acquire()  # released by the cut drain
+    assert found.applications_outbox.counts()["queued"] == 1  # nothing lost
+    assert queue_depths(found.redis)["applications"]["depth"] == 1  # the next run, scheduled
