@@ -289,7 +289,7 @@ def _taken_ports(host: str, ports: dict[int, str]) -> list[str]:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from ats_gateway.embedded import EmbeddedRedis, ManagedProcess
-    from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, worker_argv
+    from ats_gateway.embedded.stack import beat_argv, child_env, class_workers, gunicorn_argv
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -371,13 +371,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env = child_env(settings)
         gateway_url = f"http://{args.host}:{args.port}"
         for process in (
-            ManagedProcess(
-                "worker",
-                worker_argv(name="dev@%h", pool="threads", concurrency=4),
-                env=env,
-                cwd=PROJECT_ROOT,
-                log_path=logs / "worker.log",
-            ),
+            # [19] A pool per work class (tasks/queues.py): a slow party fills only its own.
+            *class_workers(env, logs),
             ManagedProcess(
                 "beat",
                 beat_argv(str(data_dir / "celerybeat-schedule")),
@@ -422,7 +417,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             # broker restarts (kombu), and delivery must resume without anyone. A starting
             # worker drains at once.
             for child in children:
-                if child.name in ("worker", "beat") and not child.alive() and not stopping:
+                restartable = child.name == "beat" or child.name.startswith("worker")
+                if restartable and not child.alive() and not stopping:
                     print(f"{child.name} exited; restarting it (see {logs})", file=sys.stderr)
                     child.stop()
                     child.start(timeout=60)

@@ -83,6 +83,7 @@ from ats_gateway.services.jobs.lifecycle import JobLifecycle
 from ats_gateway.services.pacing import Pacer, build_pacer, forecast_collector
 from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
+from ats_gateway.tasks import queues as work_queues
 
 __all__ = ["Services", "build_redis", "build_services", "init_app"]
 
@@ -335,6 +336,19 @@ def register_checks(services: Services) -> None:
     add("api_budget", lambda: api_budget_check(services))
     if services.search.engines:
         add("search_engines", lambda: search_engines_check(services))
+    add("work_queues", lambda: work_queues_check(services))
+
+
+def work_queues_check(services: Services) -> tuple[str, dict[str, Any]]:
+    """[19] Each work class's Celery queue: messages waiting for a free worker of its pool and
+    how long the oldest has waited (a pool too small, or stuck, for its work)."""
+    depths = work_queues.queue_depths(services.redis)
+    alert = services.settings.delivery_lag_alert_seconds
+    behind = sorted(q for q, d in depths.items() if d["depth"] and d["oldest_seconds"] > alert)
+    details: dict[str, Any] = dict(depths)
+    if behind:
+        details["stuck"] = f"a task has waited over {alert:.0f} s for a worker: {', '.join(behind)}"
+    return ("degraded" if behind else "ok"), details
 
 
 def api_budget_check(services: Services) -> tuple[str, dict[str, Any]]:
@@ -358,9 +372,9 @@ def register_metrics(services: Services) -> None:
     from prometheus_client import Gauge
 
     registry = services.metrics.registry
-    registry.register(
-        forecast_collector(lambda: services.pacer.forecast(services.applications_outbox))
-    )
+    forecast = forecast_collector(lambda: services.pacer.forecast(services.applications_outbox))
+    registry.register(forecast)
+    services.metrics.shared.append(forecast)
     jobs = services.jobs
 
     def snapshot_age() -> float:
@@ -386,8 +400,13 @@ def register_metrics(services: Services) -> None:
         "Public jobs in the current snapshot.",
         registry=registry,
     ).set_function(snapshot_jobs)
-    registry.register(_QueueCollector(services.applications_outbox))
-    registry.register(SearchMetrics(services.search))
+    for collector in (
+        _QueueCollector(services.applications_outbox),
+        _WorkQueuesCollector(services.redis),
+        SearchMetrics(services.search),
+    ):
+        registry.register(collector)
+        services.metrics.shared.append(collector)  # also under gunicorn's multiprocess mode
 
 
 def _queue_state(outbox: Outbox) -> tuple[dict[str, int], float]:
@@ -422,3 +441,33 @@ class _QueueCollector:
             "How long the oldest due application has waited for delivery.",
             value=lag,
         )
+
+
+class _WorkQueuesCollector:
+    """[19] Each work class's Celery queue (tasks/queues.py), read from the broker at scrape."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            depths = work_queues.queue_depths(self.client)
+        except Exception:  # Redis down: /readyz says so; a scrape must not fail
+            return
+        depth = GaugeMetricFamily(
+            "ats_gateway_work_queue_depth",
+            "Task messages waiting for a worker of the queue's pool.",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            "ats_gateway_work_queue_oldest_seconds",
+            "How long the queue's oldest waiting task message has waited (0: none waiting).",
+            labels=["queue"],
+        )
+        for queue, d in depths.items():
+            depth.add_metric([queue], d["depth"])
+            oldest.add_metric([queue], d["oldest_seconds"])
+        yield depth
+        yield oldest

@@ -72,6 +72,9 @@ class Settings:
     # worker works: a killed worker's batch is taken over within this (issue [14]).
     delivery_lease_seconds: int = 30
     delivery_heartbeat: bool = True  # off only in tests that make leases run out on purpose
+    # [19] A drain starts no batch after this; the batch in flight then has its calls' timeouts
+    # more before the task's soft time limit interrupts it (tasks/limits.py).
+    drain_max_seconds: float = 45.0
     # Without the ATS_Gateway_Id__c fields: how long a batch whose create got no answer waits
     # before the org is read again (longer than the org's slowest write).
     delivery_settle_seconds: float = 120.0

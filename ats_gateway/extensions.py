@@ -67,6 +67,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Collectors that read shared state (Redis) at scrape time: under gunicorn's
+        # multiprocess mode /metrics adds them to the merged registry (api/meta.py).
+        self.shared: list[Any] = []
         self.requests = Counter(
             "ats_gateway_http_requests_total",
             "HTTP requests by endpoint, method and status.",

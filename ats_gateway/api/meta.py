@@ -91,6 +91,8 @@ def metrics():
         # Under gunicorn every worker writes its own samples; answer for all of them.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in services().metrics.shared:  # read from Redis: the same in every worker
+            registry.register(collector)
     else:
         registry = services().metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded.processes import ManagedProcess
+from ats_gateway.tasks.queues import QUEUE_NAMES, WORK_CLASSES, work_class
 
 
 def worker_argv(
-    *, name: str | None = None, pool: str = "threads", concurrency: int = 4, loglevel: str = "INFO"
+    *,
+    name: str | None = None,
+    pool: str = "threads",
+    concurrency: int = 4,
+    loglevel: str = "INFO",
+    queues: Sequence[str] = QUEUE_NAMES,
 ) -> list[str]:
+    """A `celery worker` consuming ``queues`` (default: every work class's queue, one pool for
+    all: the tests' and benchmarks' worker; `ats-gateway dev` starts one per class)."""
     name = name or f"ats-gateway-{uuid.uuid4().hex[:8]}@%h"
     return [
         sys.executable,
@@ -25,10 +34,38 @@ def worker_argv(
         f"--pool={pool}",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
+        "-Q",
+        ",".join(queues),
         "-n",
         name,
         "--without-gossip",
         "--without-mingle",
+    ]
+
+
+def class_worker_argv(queue: str, *, name: str | None = None, loglevel: str = "INFO") -> list[str]:
+    """The pool of one work class (tasks/queues.py: its queue, pool kind and size)."""
+    work = work_class(queue)
+    return worker_argv(
+        name=name or f"{queue}-{uuid.uuid4().hex[:8]}@%h",
+        pool=work.pool,
+        concurrency=work.concurrency,
+        loglevel=loglevel,
+        queues=(work.queue,),
+    )
+
+
+def class_workers(env: dict[str, str], log_dir: Path, host: str = "dev") -> list[ManagedProcess]:
+    """One worker process per work class, as production runs them (`ats-gateway dev`)."""
+    return [
+        ManagedProcess(
+            f"worker ({work.queue})",
+            class_worker_argv(work.queue, name=f"{work.queue}@{host}"),
+            env=env,
+            cwd=PROJECT_ROOT,
+            log_path=Path(log_dir) / f"worker-{work.queue}.log",
+        )
+        for work in WORK_CLASSES
     ]
 
 
@@ -73,16 +110,29 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker(
-    settings: Settings, celery_app: Any, log_dir: Path, *, concurrency: int = 4
+    settings: Settings,
+    celery_app: Any,
+    log_dir: Path,
+    *,
+    concurrency: int = 4,
+    queue: str | None = None,
 ) -> ManagedProcess:
     """A real `celery worker` process for these settings; returns once it answers a ping.
 
+    Default: one threads pool consuming every queue. ``queue``: that work class's own pool
+    (its queue, pool kind and size, as `ats-gateway dev` and production run it).
     Used by the test suite and the benchmarks; `process.worker_name` is its Celery node name.
     """
-    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    prefix = queue or "test"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}@localhost"
+    argv = (
+        class_worker_argv(queue, name=name)
+        if queue
+        else worker_argv(name=name, pool="threads", concurrency=concurrency)
+    )
     process = ManagedProcess(
         "celery worker",
-        worker_argv(name=name, pool="threads", concurrency=concurrency),
+        argv,
         env=child_env(settings),
         cwd=PROJECT_ROOT,
         ready=lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),

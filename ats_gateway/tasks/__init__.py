@@ -3,6 +3,11 @@
 Tasks are declared with `@shared_task` in the modules listed in `TASK_MODULES`; each is thin and
 calls a service. A module that needs periodic runs defines `beat_schedule(settings)`; the
 entries of all of them make up the beat schedule.
+
+[19] Work classes: every task is routed to its class's queue by name (``task_routes`` from
+``tasks/queues.py``; anything unnamed goes to ``maintenance``), and carries soft and hard time
+limits sized to its work (``task_annotations`` from ``tasks/limits.py``, a Celery-wide default
+for the rest).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
+
+from ats_gateway.tasks import limits, queues
 
 TASK_MODULES = [
     "ats_gateway.tasks.system",
@@ -52,6 +59,14 @@ def celery_init_app(app: Flask) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_track_started=True,
+        # One queue per work class (tasks/queues.py): a slow party fills only its own pool.
+        task_routes=queues.task_routes(),
+        task_default_queue=queues.MAINTENANCE,
+        task_create_missing_queues=True,
+        # Every task has a deadline (tasks/limits.py); prefork pools enforce them.
+        task_annotations=limits.task_annotations(settings),
+        task_soft_time_limit=limits.DEFAULT_SOFT,
+        task_time_limit=limits.DEFAULT_HARD,
     )
     celery_app.conf.beat_schedule = collect_beat_schedule(settings)
     celery_app.set_default()

@@ -56,6 +56,7 @@ def drain_applications() -> dict[str, Any]:
         batch_size=found.settings.delivery_batch_size,
         window=found.settings.delivery_window_seconds,
         pacer=found.pacer if found.settings.delivery_paced else None,
+        max_seconds=found.settings.drain_max_seconds,
     )
 
 
@@ -184,9 +185,9 @@ def _schedule_from_cli(settings: Settings, kind: str) -> None:
 
     A bare Celery client on the broker is enough to send a task by name (and keeps the tasks
     layer from importing the app factory)."""
-    from celery import Celery
+    from ats_gateway.tasks.queues import broker_client
 
-    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    client = broker_client(settings.redis_url)
     try:
         client.send_task(task_name(kind))
     finally:

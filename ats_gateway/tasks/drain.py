@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 from flask import current_app
 
@@ -89,16 +90,35 @@ def run_drain(
     batch_size: int,
     window: float = 0.0,
     pacer: Pacer | None = None,
+    max_seconds: float = 45.0,
 ) -> dict[str, Any]:
     """One drain run: deliver what is due, then schedule the next run if work remains.
 
     `window` is the micro-batch window: the next run waits at least that long after a run
     that delivered, so items arriving under steady traffic travel together (a batch costs
     the same few org calls whether it holds 5 items or 1,000). With a `pacer` the queue also
-    waits for the API allowance (at most the latency bound; see services/pacing.py)."""
+    waits for the API allowance (at most the latency bound; see services/pacing.py).
+
+    No batch starts after ``max_seconds``; the task's soft time limit (tasks/limits.py) bounds
+    the batch in flight then, so one run never holds its worker past its deadline."""
     redis_client.delete(_marker(kind))  # this run covers everything due now
     purpose = purpose_of_task(task_name(kind)) or "delivery"
-    report = drain(outbox, deliverer, batch_size=batch_size, pacer=pacer, purpose=purpose)
+    try:
+        report = drain(
+            outbox,
+            deliverer,
+            batch_size=batch_size,
+            pacer=pacer,
+            purpose=purpose,
+            max_seconds=max_seconds,
+        )
+    except SoftTimeLimitExceeded:
+        # Interrupted outside the deliverer (which turns an interrupt into a retry of its
+        # batch): a claimed batch is no longer renewed, so the next drain takes it back within
+        # a lease. Schedule that drain now rather than leave it to the beat sweep.
+        log.warning("%s drain reached its soft time limit; the next run takes over", kind)
+        schedule_drain(kind, redis_client, float(outbox.lease_seconds))
+        return {"ran": True, "interrupted": True}
     if report.ran and report.batches:
         log.info(
             "%s drain: %d batch(es), %d org call(s), outcomes %s, lost leases %d, pace %s",

@@ -26,6 +26,7 @@ from ats_gateway.tasks.drain import (
     sweep_schedule,
     task_name,
 )
+from ats_gateway.tasks.limits import FEEDBACK_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,15 @@ def drain_feedback() -> dict[str, Any]:
                 waiting,
             )
         return {"ran": False, "batches": 0, "outcomes": {}}
-    # One tree call per item: small batches keep a batch well inside its lease.
+    # One tree call per item: small batches keep a batch well inside its lease, and the batch
+    # in flight when the drain's time is up within its soft time limit (tasks/limits.py).
     return run_drain(
-        KIND, found.redis, found.feedback_outbox, found.feedback_deliverer, batch_size=10
+        KIND,
+        found.redis,
+        found.feedback_outbox,
+        found.feedback_deliverer,
+        batch_size=FEEDBACK_BATCH,
+        max_seconds=found.settings.drain_max_seconds,
     )
 
 

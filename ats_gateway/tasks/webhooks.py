@@ -224,9 +224,9 @@ def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
 
 def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:
     """Ask the workers to send now (a bare Celery client on the broker sends by name)."""
-    from celery import Celery
+    from ats_gateway.tasks.queues import broker_client
 
-    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    client = broker_client(settings.redis_url)  # [19] routed to the webhooks queue
     try:
         for endpoint_id in endpoint_ids:
             client.send_task(SEND_TASK, args=[endpoint_id])

@@ -17,6 +17,7 @@ from lxml import etree
 
 from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import free_port
+from ats_gateway.tasks.queues import QUEUE_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +85,15 @@ def test_dev_starts_serves_and_stops_cleanly(tmp_path):
         ready = requests.get(base + "/readyz", timeout=10).json()
         assert ready["checks"]["redis"]["status"] == "ok"
         assert len(_processes_with_marker(marker)) >= 5  # dev, redis, sandbox, worker, gunicorn
+        # [19] a worker per work class, each reading its own queue
+        assert set(QUEUE_NAMES) <= set(ready["checks"]["work_queues"])
+        logs = tmp_path / "data" / "logs"
+        for queue in QUEUE_NAMES:
+            log = logs / f"worker-{queue}.log"
+            until = time.monotonic() + 60
+            while f".> {queue} " not in _read(log) and time.monotonic() < until:
+                time.sleep(0.5)
+            assert f".> {queue} " in _read(log), queue  # the banner's list of queues read
         assert "interviewer link  http" in text
         assert "publishable pk_" in text
         # [22] the board feeds are on, their working URLs printed next to the keys
@@ -148,3 +158,10 @@ def test_dev_says_which_port_is_taken(tmp_path):
     )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "data" / "redis").exists()  # nothing was started
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""

@@ -88,6 +88,7 @@ def test_readiness_checks_are_registered_in_one_place(built):
         "key_store",
         "applications_queue",
         "api_budget",
+        "work_queues",
     ]
     names = {metric.name for metric in built.metrics.registry.collect()}
     assert {"ats_gateway_jobs_snapshot_age_seconds", "ats_gateway_jobs_snapshot_jobs"} <= names
