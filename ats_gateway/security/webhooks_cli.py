@@ -22,8 +22,8 @@ from ats_gateway.tasks.webhooks import SEND_TASK
 
 HELP = """Webhook endpoints and their dead letters.
 
-  ats-gateway webhooks add --key KEY_ID --url URL [--event TYPE ...]   (prints the secret once)
-  ats-gateway webhooks list [--key KEY_ID] [--json]
+  ats-gateway webhooks add --key sk_ID --url URL [--event TYPE ...]    (prints the secret once)
+  ats-gateway webhooks list [--key sk_ID] [--json]
   ats-gateway webhooks remove ENDPOINT_ID
   ats-gateway webhooks test ENDPOINT_ID            (queues a signed webhook.test event)
   ats-gateway webhooks dlq list [--json]
