@@ -6,8 +6,11 @@ global). The send-time check of the same rule is in ``tests/webhooks/test_sender
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ats_gateway.security import KeyStore
 
@@ -70,3 +73,48 @@ def test_addresses_that_embed_or_are_non_public_are_refused(security_stack, mana
     # a public address is still accepted (the rule refuses the forms, not IPv6)
     response = _post(security_stack, manager, json.dumps({"url": "https://[2606:4700::1111]/h"}))
     assert response.status_code == 201, response.text
+
+
+# ---------------------------------------------------------------- hypothesis over the body
+
+EXAMPLES = int(os.environ.get("ATS_GATEWAY_FUZZ_EXAMPLES", "40"))
+# IP literals only: a host name would make the gateway ask DNS (no test needs the internet)
+IP_HOSTS = st.sampled_from(
+    ["8.8.8.8", "[2606:4700::1111]", "[64:ff9b::a9fe:a9fe]", "[::ffff:0:7f00:1]", "10.0.0.1"]
+)
+ANY_TEXT = st.text(max_size=30)  # lone surrogates included
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+URLS = st.one_of(
+    ANY_TEXT,
+    st.builds(lambda h, p: f"https://{h}/{p}", IP_HOSTS, ANY_TEXT),
+    JSON_VALUES,
+)
+EVENTS = st.one_of(
+    st.none(),
+    st.lists(st.sampled_from(["application.delivered", "job.closed"]) | ANY_TEXT, max_size=3),
+    JSON_VALUES,
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(url=URLS, events=EVENTS, extra=st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=2))
+def test_no_webhook_registration_body_gets_a_5xx(security_stack, manager, url, events, extra):
+    body = {**extra, "url": url}
+    if events is not None:
+        body["events"] = events
+    response = _post(security_stack, manager, json.dumps(body))  # ensure_ascii: \ud800 escapes
+    assert response.status_code < 500, (body, response.text[:300])
+    if response.status_code == 201:
+        security_stack.redis.delete(  # keep under the cap of 10 for the next examples
+            *security_stack.redis.keys("ats-gateway:webhooks:*") or ["-"]
+        )
+    else:
+        assert response.headers["Content-Type"].startswith("application/problem+json")
