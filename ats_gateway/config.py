@@ -137,6 +137,9 @@ class Settings:
     webhook_breaker_failures: int = 5
     webhook_breaker_base_seconds: float = 30.0
     webhook_breaker_max_seconds: float = 1800.0
+    # PEM CAs to trust for receivers instead of the system's (empty: the system's; tests and
+    # private CAs)
+    webhook_ca_file: str = ""
     webhook_retention_seconds: int = 7 * 86400  # sent events' records and dead letters
     webhook_batch_size: int = 50
     webhook_status_poll_seconds: float = 1.0  # how often the org's status changes are read

@@ -1,6 +1,8 @@
 """A webhook receiver for tests and the bench, run as its own process (HTTP/1.1, keep-alive).
 
-    python tests/webhooks/receiver.py PORT LOG_FILE [HOST]
+    python tests/webhooks/receiver.py PORT LOG_FILE [HOST [CERT_FILE KEY_FILE]]
+
+With a certificate and key it speaks HTTPS.
 
 Appends one JSON line per POST to LOG_FILE: {path, headers (lower-case), body, answered, at}.
 ``POST /__control__`` with a JSON object changes how it answers the next POSTs:
@@ -119,6 +121,12 @@ def main() -> None:
         server_class = V6Server
     server = server_class((host, port), Handler)
     server.daemon_threads = True
+    if len(sys.argv) > 5:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.serve_forever()
 
 

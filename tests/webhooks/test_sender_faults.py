@@ -31,6 +31,7 @@ from ats_gateway.services.webhooks.fairness import Breaker
 from ats_gateway.tasks import webhooks as hooks_tasks
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
+from webhooks.certs import make_ca, make_server_cert
 from webhooks.harness import Receiver
 from webhooks.test_webhooks_flow import events_of, register, submit
 
@@ -52,8 +53,20 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
+def tls(tmp_path_factory) -> SimpleNamespace:
+    """A test CA (the workers trust it through ``webhook_ca_file``), a certificate for
+    127.0.0.1 and one for another name."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca = make_ca(directory)
+    good = make_server_cert(directory, ca, ["127.0.0.1", "localhost"])
+    wrong = make_server_cert(directory, ca, ["wrong.example"])
+    return SimpleNamespace(ca=ca[0], good=(*good, ca[0]), wrong=(*wrong, ca[0]))
+
+
+@pytest.fixture(scope="module")
+def stack(request, sandbox, base_settings, redis_url, tmp_path_factory, tls):
     settings = base_settings.replace(
+        webhook_ca_file=str(tls.ca),
         redis_url=redis_url.rsplit("/", 1)[0] + "/7",
         connections={
             "job_portal": demo_connection(sandbox.url, "job_portal"),
@@ -106,8 +119,8 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
 def receivers(stack):
     started: list[Receiver] = []
 
-    def start(host: str = "127.0.0.1") -> Receiver:
-        receiver = Receiver(stack.tmp / f"{uuid.uuid4().hex}.jsonl", host=host).start()
+    def start(host: str = "127.0.0.1", tls=None) -> Receiver:
+        receiver = Receiver(stack.tmp / f"{uuid.uuid4().hex}.jsonl", host=host, tls=tls).start()
         started.append(receiver)
         return receiver
 
@@ -373,3 +386,28 @@ def test_the_address_is_checked_again_at_send(stack, receivers):
         assert receiver.requests() == []
     finally:
         stack.http.delete(f"/v1/webhooks/{endpoint['id']}", headers=stack.a)
+
+
+def test_https_receivers_are_verified_against_their_name(stack, receivers, tls):
+    """TLS on the pinned connection: the certificate must match the URL's host (here
+    127.0.0.1, signed by the test CA the workers trust); one for another name is refused."""
+    good = receivers(tls=tls.good)
+    wrong = receivers(tls=tls.wrong)
+    trusted = register(stack, stack.a, good.url, ["application.status_changed"])
+    mismatched = register(stack, stack.b, wrong.url, ["application.status_changed"])
+    try:
+        [sent] = publish(stack, f"key:{stack.key_a.id}", tag="tls")
+        publish(stack, f"key:{stack.key_b.id}", tag="tls-wrong")
+        wait_for(lambda: good.requests(), 30, 0.1, what="the event over TLS")
+        [record] = good.requests()
+        assert record["headers"]["webhook-id"] == sent
+        assert record["headers"]["host"] == f"127.0.0.1:{good.port}"
+        queue = stack.hooks.queue(mismatched["id"])
+        wait_for(lambda: queue.counts()["dead_letter"] == 1, 30, 0.1, what="the refused TLS")
+        [letter] = queue.dead_letters()
+        assert letter["error"]["code"] == "UNREACHABLE"
+        assert "SSLCertVerificationError" in letter["error"]["message"]
+        assert wrong.requests() == []
+    finally:
+        stack.http.delete(f"/v1/webhooks/{trusted['id']}", headers=stack.a)
+        stack.http.delete(f"/v1/webhooks/{mismatched['id']}", headers=stack.b)

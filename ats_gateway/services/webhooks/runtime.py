@@ -95,6 +95,7 @@ class WebhooksRuntime:
             deadline_seconds=s.webhook_deadline_seconds,
             run_seconds=s.webhook_run_seconds,
             on_gone=lambda gone, reason: self.registry.disable(gone.id, reason),
+            ca_file=s.webhook_ca_file,
         )
 
 

@@ -93,6 +93,7 @@ class WebhookSender:
         deadline_seconds: float = 10.0,
         run_seconds: float | None = None,
         on_gone: Callable[[Endpoint, str], object] | None = None,
+        ca_file: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoint = endpoint
@@ -103,6 +104,7 @@ class WebhookSender:
         self.deadline_seconds = deadline_seconds
         self.run_seconds = run_seconds
         self.on_gone = on_gone
+        self.ca_file = ca_file
         self.clock = clock
         self.sent = 0
         self.failed_attempts = 0
@@ -130,7 +132,9 @@ class WebhookSender:
                     if connection is None:
                         # checked at each run, and the connection goes to the checked address
                         target = resolve(self.endpoint.url, self.env)
-                        connection = Connection(target, connect_timeout=self.connect_timeout)
+                        connection = Connection(
+                            target, connect_timeout=self.connect_timeout, ca_file=self.ca_file
+                        )
                     outcome, stop = self._attempt(connection, item)
                 except RefusedURL as exc:
                     if exc.code == "unresolvable":

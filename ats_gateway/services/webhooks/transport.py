@@ -67,9 +67,10 @@ def host_header(target: Target) -> str:
 class Connection:
     """A keep-alive connection pinned to ``target.address`` (TLS verifies ``target.host``)."""
 
-    def __init__(self, target: Target, *, connect_timeout: float) -> None:
+    def __init__(self, target: Target, *, connect_timeout: float, ca_file: str = "") -> None:
         self.target = target
         self.connect_timeout = connect_timeout
+        self.ca_file = ca_file  # PEM CAs instead of the system's (empty: the system's)
         self._sock: socket.socket | None = None
         self._h11: h11.Connection | None = None
         self._heard = False
@@ -120,7 +121,7 @@ class Connection:
         try:
             if self.target.scheme == "https":
                 sock.settimeout(self._left(deadline))
-                context = ssl.create_default_context()
+                context = ssl.create_default_context(cafile=self.ca_file or None)
                 sock = context.wrap_socket(sock, server_hostname=self.target.host)
         except TimeoutError:
             sock.close()
