@@ -5,6 +5,7 @@ and tests/webhooks/test_sender_faults.py.)"""
 from __future__ import annotations
 
 import ipaddress
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -12,7 +13,8 @@ import pytest
 
 from ats_gateway.services.webhooks.egress import Target, address_allowed
 from ats_gateway.services.webhooks.sender import retry_after
-from ats_gateway.services.webhooks.transport import host_header
+from ats_gateway.services.webhooks.transport import Connection, SendFailed, host_header
+from webhooks.harness import Receiver, free_port
 
 
 @pytest.mark.parametrize(
@@ -68,3 +70,22 @@ def test_host_header_brackets_ipv6_and_drops_default_ports():
     assert host_header(Target("https", "hooks.example.com", 443, "203.0.113.9", "/")) == (
         "hooks.example.com"
     )
+
+
+def test_a_connection_tries_each_checked_address_in_turn(tmp_path):
+    """A dual-stack receiver seen from a host where the first address does not answer: the
+    next checked address is tried within the same deadline (a real receiver process)."""
+    receiver = Receiver(tmp_path / "r.jsonl").start()  # listens on 127.0.0.1 only
+    try:
+        target = Target("http", "127.0.0.1", receiver.port, "::1", "/hook", ("127.0.0.1",))
+        connection = Connection(target, connect_timeout=2.0)
+        answer = connection.post([], b"{}", time.monotonic() + 5)
+        connection.close()
+        assert answer.status == 200
+        assert len(receiver.requests()) == 1
+        # with no address answering, the failure is a failed connect, not a hang
+        lonely = Target("http", "127.0.0.1", free_port(), "127.0.0.1", "/hook")
+        with pytest.raises(SendFailed):
+            Connection(lonely, connect_timeout=2.0).post([], b"{}", time.monotonic() + 5)
+    finally:
+        receiver.stop()

@@ -56,6 +56,11 @@ class Target:
     port: int
     address: str
     path: str  # path + query, as sent in the request line
+    others: tuple[str, ...] = ()  # the host's other checked addresses, tried in order after it
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.address, *self.others)
 
 
 def _local_allowed(env: str) -> bool:
@@ -153,4 +158,5 @@ def resolve(url: str, env: str) -> Target:
             f"The host {host!r} resolves to a private, loopback, multicast or reserved "
             "address (or a public form of one).",
         )
-    return Target(scheme, host, port, addresses[0], path)
+    unique = list(dict.fromkeys(addresses))
+    return Target(scheme, host, port, unique[0], path, tuple(unique[1:]))

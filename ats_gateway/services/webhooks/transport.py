@@ -109,15 +109,22 @@ class Connection:
         return left
 
     def _connect(self, deadline: float) -> None:
-        address = (self.target.address, self.target.port)
-        try:
-            sock = socket.create_connection(
-                address, timeout=min(self.connect_timeout, self._left(deadline))
-            )
-        except TimeoutError:
-            raise DeadlineExceeded("connect timed out") from None
-        except OSError as exc:
-            raise SendFailed(f"connect failed: {type(exc).__name__}") from None
+        # Each checked address in turn (a dual-stack receiver seen from a host without IPv6
+        # answers on the second), all within the one deadline; never an unchecked address.
+        failure: Exception | None = None
+        for address in self.target.addresses:
+            try:
+                sock = socket.create_connection(
+                    (address, self.target.port),
+                    timeout=min(self.connect_timeout, self._left(deadline)),
+                )
+                break
+            except OSError as exc:  # TimeoutError included
+                failure = exc
+        else:
+            if isinstance(failure, TimeoutError):
+                raise DeadlineExceeded("connect timed out") from None
+            raise SendFailed(f"connect failed: {type(failure).__name__}") from None
         try:
             if self.target.scheme == "https":
                 sock.settimeout(self._left(deadline))
