@@ -73,6 +73,9 @@ def test_addresses_that_embed_or_are_non_public_are_refused(security_stack, mana
     # a public address is still accepted (the rule refuses the forms, not IPv6)
     response = _post(security_stack, manager, json.dumps({"url": "https://[2606:4700::1111]/h"}))
     assert response.status_code == 201, response.text
+    # [21] the only answer carrying the whsec_ secret: no cache may keep it
+    assert response.json()["secret"].startswith("whsec_")
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 # ---------------------------------------------------------------- hypothesis over the body
