@@ -193,6 +193,8 @@ class Connection:
                     break  # the status is known; the connection is closed, not reused
             elif isinstance(event, h11.EndOfMessage):
                 break
+            elif event is h11.PAUSED:  # a protocol switch nobody asked for: never spin
+                raise SendFailed("the receiver switched protocols", heard=True)
             elif isinstance(event, h11.ConnectionClosed):
                 if response is None:
                     raise SendFailed("closed before answering", heard=self._heard)
