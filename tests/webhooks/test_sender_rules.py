@@ -5,6 +5,8 @@ and tests/webhooks/test_sender_faults.py.)"""
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -13,7 +15,12 @@ import pytest
 
 from ats_gateway.services.webhooks.egress import Target, address_allowed
 from ats_gateway.services.webhooks.sender import retry_after
-from ats_gateway.services.webhooks.transport import Connection, SendFailed, host_header
+from ats_gateway.services.webhooks.transport import (
+    Connection,
+    DeadlineExceeded,
+    SendFailed,
+    host_header,
+)
 from webhooks.harness import Receiver, free_port
 
 
@@ -89,3 +96,35 @@ def test_a_connection_tries_each_checked_address_in_turn(tmp_path):
             Connection(lonely, connect_timeout=2.0).post([], b"{}", time.monotonic() + 5)
     finally:
         receiver.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_receiver_dripping_its_tls_handshake_costs_one_deadline():
+    """After the TCP accept, a TLS record header announcing 16 KiB, then a byte every 0.2 s
+    (an hour's worth): the attempt ends at its deadline (CPython bounds a whole handshake by
+    the socket timeout, which the connection sets to what is left of the deadline). Were it a
+    per-read timeout, this test would hang until pytest-timeout fails it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"\x02")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        target = Target("https", "127.0.0.1", port, "127.0.0.1", "/hook")
+        with pytest.raises(DeadlineExceeded):
+            Connection(target, connect_timeout=2.0).post([], b"{}", time.monotonic() + 2.0)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
