@@ -32,10 +32,10 @@ import requests
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
 from ats_gateway.security import cli as security_cli
+from ats_gateway.security import webhooks_cli
 from ats_gateway.services.applications import report as report_cli
 from ats_gateway.tasks import applications as dlq_cli
 from ats_gateway.tasks import budget as budget_cli
-from ats_gateway.tasks import webhooks as webhooks_cli
 
 
 def main(argv: list[str] | None = None) -> int:

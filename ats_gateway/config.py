@@ -128,8 +128,21 @@ class Settings:
     webhook_retry_base_seconds: float = 5.0
     webhook_retry_max_seconds: float = 7200.0
     webhook_retry_window_seconds: float = 86400.0
+    # Each attempt has one wall-clock deadline (connect + TLS + send + the whole answer); a send
+    # run stops starting attempts after run_seconds; the Celery limits of the send task are
+    # sized from both (tasks/webhooks.py). Fair sharing ([19], services/webhooks/fairness.py):
+    # at most key_concurrency send runs at a time per API key; after breaker_failures failed
+    # runs in a row an endpoint pauses for breaker_base_seconds, doubling up to _max_seconds.
     webhook_connect_timeout: float = 3.0
-    webhook_read_timeout: float = 10.0
+    webhook_deadline_seconds: float = 10.0
+    webhook_run_seconds: float = 30.0
+    webhook_key_concurrency: int = 2
+    webhook_breaker_failures: int = 5
+    webhook_breaker_base_seconds: float = 30.0
+    webhook_breaker_max_seconds: float = 1800.0
+    # PEM CAs to trust for receivers instead of the system's (empty: the system's; tests and
+    # private CAs)
+    webhook_ca_file: str = ""
     webhook_retention_seconds: int = 7 * 86400  # sent events' records and dead letters
     webhook_batch_size: int = 50
     webhook_status_poll_seconds: float = 1.0  # how often the org's status changes are read

@@ -20,12 +20,20 @@ bp = Blueprint("webhooks", __name__)
 
 ENDPOINT = {
     "type": "object",
-    "required": ["id", "url", "events", "created_at"],
+    "required": ["id", "url", "events", "created_at", "status"],
     "properties": {
         "id": {"type": "string"},
         "url": {"type": "string"},
         "events": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
         "created_at": {"type": "number"},
+        "status": {
+            "type": "string",
+            "enum": ["active", "disabled"],
+            "description": "disabled: the receiver answered 410 Gone, or the key was revoked; "
+            "no event is sent to it any more",
+        },
+        "disabled_at": {"type": "number"},
+        "disabled_reason": {"type": "string"},
         "secret": {
             "type": "string",
             "description": "whsec_...: verifies the `webhook-signature` header (Standard "
@@ -37,7 +45,13 @@ CREATE = {
     "type": "object",
     "required": ["url"],
     "properties": {
-        "url": {"type": "string", "description": "https (http only for 127.0.0.1 in dev)"},
+        "url": {
+            "type": "string",
+            "maxLength": 2048,
+            "description": "https (http only for 127.0.0.1 in dev), printable ASCII, resolving "
+            "only to public addresses; one URL once per key, at most 10 endpoints (422 `url` "
+            "`duplicate` / `too_many`)",
+        },
         "events": {
             "type": "array",
             "items": {"type": "string", "enum": list(EVENT_TYPES)},
@@ -104,7 +118,12 @@ def create():
         raise ValidationFailed(
             [{"field": exc.field, "code": exc.code, "message": exc.message}]
         ) from None
-    return {**endpoint.to_public_dict(), "secret": endpoint.secret}, 201
+    # the secret is in this answer only: no cache may keep it ([21])
+    return (
+        {**endpoint.to_public_dict(), "secret": endpoint.secret},
+        201,
+        {"Cache-Control": "no-store"},
+    )
 
 
 @bp.get("/v1/webhooks")

@@ -28,6 +28,7 @@ from ats_gateway.security.keys import (
     InvalidKeySpec,
     KeyStore,
 )
+from ats_gateway.services.webhooks import EndpointRegistry
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -145,4 +146,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         print(f"error: no key {args.key!r}", file=sys.stderr)
         return 1
     print(f"revoked {key.prefix} ({key.name}) at {_when(key.revoked_at)}")
+    # [19] its webhook endpoints stop with it (they kept receiving, and the revoked key could
+    # no longer list or delete them)
+    stopped = EndpointRegistry(_store().redis).disable_owner(
+        f"key:{key.id}", f"the key {key.prefix} was revoked at {_when(key.revoked_at)}"
+    )
+    if stopped:
+        print(f"disabled its {len(stopped)} webhook endpoint(s): {', '.join(stopped)}")
     return 0

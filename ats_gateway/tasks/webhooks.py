@@ -3,9 +3,15 @@
 Each endpoint has its own queue and its own task run (single flight per endpoint through the
 queue's drain lock), so a receiver that times out holds back only its own events; the
 applications drain only *enqueues* events (a few Redis calls), it never waits for a receiver.
+The task names are ``ats_gateway.webhooks.*``: the Celery routes send them to the webhooks
+queue and its own workers ([19]).
 
 * ``ats_gateway.webhooks.send(endpoint_id)``: send what is due, then schedule the next run
-  for when the next retry is due (one timer per endpoint, as in ``tasks/drain.py``).
+  for when the next retry is due (one timer per endpoint, as in ``tasks/drain.py``). A run
+  takes one of its key's slots first, and skips an endpoint whose breaker is open
+  (``services/webhooks/fairness.py``); every attempt has a deadline and the run a budget,
+  and the task has Celery soft and hard time limits above both (a backstop; they need the
+  prefork pool).
 * ``ats_gateway.webhooks.sweep`` (beat): a timer lost with a dead worker is re-armed; the
   org's application status changes ([12]'s Redis stream) become ``application.status_changed``
   events.
@@ -30,8 +36,9 @@ from flask import current_app
 
 from ats_gateway.config import Settings
 from ats_gateway.extensions import services
-from ats_gateway.services.delivery import KEY_PREFIX, drain
-from ats_gateway.services.webhooks import WebhooksRuntime, build_webhooks, queue_kind
+from ats_gateway.services.delivery import KEY_PREFIX, Item, Outcome, drain
+from ats_gateway.services.webhooks import WebhooksRuntime, queue_kind
+from ats_gateway.services.webhooks.runtime import send_time_limits
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,10 @@ STATUS_STREAM = "ats:events:application_status"  # [12] ApplicationStatusEvents.
 STATUS_CURSOR = "ats-gateway:webhooks:status-cursor"
 STATUS_LOCK = "ats-gateway:webhooks:status-lock"
 STATUS_READ_COUNT = 500
+SLOT_WAIT_SECONDS = 1.0  # a run that finds its key's slots taken comes back after this
+# Defaults of the task's Celery limits (send_task passes the ones from the settings).
+_SOFT, _HARD = send_time_limits(Settings())
+SWEEP_SOFT, SWEEP_HARD = 60, 90
 
 # Schedule a run for `target` unless one is already due at or before it (tasks/drain.py).
 _SCHEDULE = """
@@ -67,7 +78,14 @@ def schedule_send(redis_client: redis.Redis, endpoint_id: str, delay: float = 0.
     ttl_ms = int((delay + 30) * 1000)
     if not redis_client.eval(_SCHEDULE, 1, _marker(endpoint_id), repr(target), ttl_ms):
         return False
-    current_app.extensions["celery"].send_task(SEND_TASK, args=[endpoint_id], countdown=delay)
+    soft, hard = send_time_limits(runtime().settings)
+    current_app.extensions["celery"].send_task(
+        SEND_TASK,
+        args=[endpoint_id],
+        countdown=delay,
+        soft_time_limit=soft,
+        time_limit=hard,
+    )
     return True
 
 
@@ -76,26 +94,64 @@ def schedule_sends(redis_client: redis.Redis, endpoint_ids: Sequence[str]) -> No
         schedule_send(redis_client, endpoint_id)
 
 
+class _Disabled:
+    """The deliverer of a disabled endpoint: its queued events go to the dead-letter queue
+    (replayable with ``webhooks dlq replay`` should it be enabled again), none is sent."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def deliver(self, items: Sequence[Item], progress: Any) -> list[Outcome]:
+        return [Outcome.failed(code="ENDPOINT_DISABLED", message=self.reason) for _ in items]
+
+
 def send_due(hooks: WebhooksRuntime, endpoint_id: str) -> dict[str, Any]:
     """One run for one endpoint: deliver what is due; returns the drain report as a dict."""
     endpoint = hooks.registry.get(endpoint_id)
     if endpoint is None:
+        hooks.forget(endpoint_id)
         return {"ran": False, "reason": "endpoint removed"}
     queue = hooks.queue(endpoint_id)
     hooks.redis.delete(_marker(endpoint_id))
-    report = drain(
-        queue,
-        hooks.sender(endpoint),
-        batch_size=hooks.settings.webhook_batch_size,
-        max_seconds=30.0,
-    )
+    settings = hooks.settings
+    if not endpoint.active:
+        report = drain(queue, _Disabled(endpoint.disabled_reason), batch_size=1000)
+        return {"ran": report.ran, "reason": "disabled", "outcomes": report.outcomes}
+    breaker = hooks.breaker.state(endpoint_id)
+    if breaker.wait > 0:
+        # paused: nothing is tried, no thread is spent; come back when it may be tried
+        schedule_send(hooks.redis, endpoint_id, breaker.wait)
+        return {"ran": False, "reason": "breaker open", "retry_in": round(breaker.wait, 3)}
+    slot = hooks.slots.acquire(endpoint.owner)
+    if slot is None:
+        schedule_send(hooks.redis, endpoint_id, SLOT_WAIT_SECONDS)
+        return {"ran": False, "reason": "key's slots taken"}
+    sender = hooks.sender(endpoint)
+    try:
+        report = drain(
+            queue,
+            sender,
+            # half open: one event tells whether the receiver is back
+            batch_size=1 if breaker.half_open else settings.webhook_batch_size,
+            max_batches=1 if breaker.half_open else 20,
+            max_seconds=settings.webhook_run_seconds,
+        )
+    finally:
+        hooks.slots.release(endpoint.owner, slot)
+    paused = hooks.breaker.record(endpoint_id, sender.health)
     if report.next_run_in is not None:
         delay = report.next_run_in if report.ran else max(report.next_run_in, 1.0)
-        schedule_send(hooks.redis, endpoint_id, delay)
-    return {"ran": report.ran, "batches": report.batches, "outcomes": report.outcomes}
+        schedule_send(hooks.redis, endpoint_id, max(delay, paused))
+    return {
+        "ran": report.ran,
+        "batches": report.batches,
+        "outcomes": report.outcomes,
+        "health": sender.health,
+        "paused": paused,
+    }
 
 
-@shared_task(name=SEND_TASK, ignore_result=True)
+@shared_task(name=SEND_TASK, ignore_result=True, soft_time_limit=_SOFT, time_limit=_HARD)
 def send_webhooks(endpoint_id: str) -> dict[str, Any]:
     return send_due(runtime(), endpoint_id)
 
@@ -137,7 +193,7 @@ def on_application_status_changed(application_id: str, status: str, changed_at: 
     runtime().publisher.on_application_status_changed(application_id, status, changed_at)
 
 
-@shared_task(name=SWEEP_TASK, ignore_result=True)
+@shared_task(name=SWEEP_TASK, ignore_result=True, soft_time_limit=SWEEP_SOFT, time_limit=SWEEP_HARD)
 def sweep() -> dict[str, Any]:
     """Read the org's status changes; re-arm the send timer of endpoints with due events."""
     hooks = runtime()
@@ -156,179 +212,3 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "webhooks-sweep": {"task": SWEEP_TASK, "schedule": seconds, "options": {"expires": seconds}}
     }
-
-
-# ---------------------------------------------------------------------------------- CLI
-
-HELP = """Webhook endpoints and their dead letters.
-
-  ats-gateway webhooks add --key KEY_ID --url URL [--event TYPE ...]   (prints the secret once)
-  ats-gateway webhooks list [--key KEY_ID] [--json]
-  ats-gateway webhooks remove ENDPOINT_ID
-  ats-gateway webhooks test ENDPOINT_ID            (queues a signed webhook.test event)
-  ats-gateway webhooks dlq list [--json]
-  ats-gateway webhooks dlq replay ENDPOINT_ID EVENT_ID | --all
-"""
-
-
-def add_commands(sub: Any) -> None:
-    import argparse
-
-    from ats_gateway.services.webhooks import EVENT_TYPES
-
-    hooks = sub.add_parser(
-        "webhooks",
-        help="manage webhook endpoints and their dead letters",
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    hooks.set_defaults(handler=lambda args: (hooks.print_help(), 2)[1])
-    actions = hooks.add_subparsers(title="webhooks commands", metavar="ACTION")
-    add = actions.add_parser("add", help="register an endpoint for a key")
-    add.add_argument("--key", required=True, help="the API key id (its applications' events)")
-    add.add_argument("--url", required=True)
-    add.add_argument("--event", action="append", choices=EVENT_TYPES, dest="events")
-    add.set_defaults(handler=cmd_add)
-    listing = actions.add_parser("list", help="endpoints, oldest first")
-    listing.add_argument("--key")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=cmd_list)
-    remove = actions.add_parser("remove", help="delete an endpoint")
-    remove.add_argument("id")
-    remove.set_defaults(handler=cmd_remove)
-    test = actions.add_parser("test", help="send a signed webhook.test event")
-    test.add_argument("id")
-    test.set_defaults(handler=cmd_test)
-    dlq = actions.add_parser("dlq", help="dead-lettered events")
-    dlq.set_defaults(handler=lambda args: (dlq.print_help(), 2)[1])
-    dlq_actions = dlq.add_subparsers(title="dlq commands", metavar="ACTION")
-    dlq_list = dlq_actions.add_parser("list", help="dead letters of every endpoint")
-    dlq_list.add_argument("--json", action="store_true")
-    dlq_list.set_defaults(handler=cmd_dlq_list)
-    replay = dlq_actions.add_parser("replay", help="queue dead letters again")
-    replay.add_argument("endpoint", nargs="?")
-    replay.add_argument("event", nargs="?")
-    replay.add_argument("--all", action="store_true")
-    replay.set_defaults(handler=cmd_dlq_replay)
-
-
-def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
-    """The CLI's webhooks pieces, from the same builder the composition root uses (the CLI
-    needs no app: building them all would mean connections, metadata and the rest)."""
-    from ats_gateway.services.delivery import Outbox
-
-    settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    return build_webhooks(settings, client, Outbox.from_settings(client, "applications", settings))
-
-
-def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:
-    """Ask the workers to send now (a bare Celery client on the broker sends by name)."""
-    from ats_gateway.tasks.queues import broker_client
-
-    client = broker_client(settings.redis_url)  # [19] routed to the webhooks queue
-    try:
-        for endpoint_id in endpoint_ids:
-            client.send_task(SEND_TASK, args=[endpoint_id])
-    finally:
-        client.close()
-
-
-def _out(text: str) -> None:
-    import sys
-
-    sys.stdout.write(text + "\n")
-
-
-def cmd_add(args: Any, settings: Settings | None = None) -> int:
-    from ats_gateway.services.webhooks import InvalidEndpoint
-
-    hooks = _cli_runtime(settings)
-    try:
-        endpoint = hooks.registry.create(f"key:{args.key}", args.url, args.events)
-    except InvalidEndpoint as exc:
-        _out(f"error: {exc.field}: {exc.message}")
-        return 2
-    _out(f"{endpoint.id}  {endpoint.url}  {' '.join(sorted(endpoint.events))}")
-    _out(f"secret (shown once): {endpoint.secret}")
-    return 0
-
-
-def cmd_list(args: Any, settings: Settings | None = None) -> int:
-    import json
-
-    hooks = _cli_runtime(settings)
-    endpoints = hooks.registry.list(f"key:{args.key}" if args.key else None)
-    if args.json:
-        _out(json.dumps([{**e.to_public_dict(), "owner": e.owner} for e in endpoints], indent=2))
-    else:
-        lines = [f"{e.id}  {e.owner}  {e.url}  {' '.join(sorted(e.events))}" for e in endpoints]
-        _out("\n".join(lines) or "no endpoints")
-    return 0
-
-
-def cmd_remove(args: Any, settings: Settings | None = None) -> int:
-    ok = _cli_runtime(settings).registry.remove(args.id)
-    _out("removed" if ok else f"no endpoint {args.id}")
-    return 0 if ok else 1
-
-
-def cmd_test(args: Any, settings: Settings | None = None) -> int:
-    import json
-    import uuid
-
-    from ats_gateway.services.webhooks.events import iso
-
-    hooks = _cli_runtime(settings)
-    if hooks.registry.get(args.id) is None:
-        _out(f"no endpoint {args.id}")
-        return 1
-    message_id = "msg_" + uuid.uuid4().hex
-    body = json.dumps(
-        {"type": "webhook.test", "timestamp": iso(time.time()), "data": {"endpoint_id": args.id}},
-        separators=(",", ":"),
-    )
-    hooks.queue(args.id).put({"type": "webhook.test", "body": body}, item_id=message_id)
-    _send_from_cli(hooks.settings, [args.id])
-    _out(f"queued {message_id}")
-    return 0
-
-
-def cmd_dlq_list(args: Any, settings: Settings | None = None) -> int:
-    import json
-
-    hooks = _cli_runtime(settings)
-    rows = []
-    for endpoint in hooks.registry.list():
-        for record in hooks.queue(endpoint.id).dead_letters():
-            rows.append({"endpoint_id": endpoint.id, **record})
-    if args.json:
-        _out(json.dumps(rows, indent=2, default=str))
-    else:
-        lines = [
-            f"{r['endpoint_id']}  {r['id']}  {(r.get('error') or {}).get('code', '')}" for r in rows
-        ]
-        _out("\n".join(lines) or "no dead letters")
-    return 0
-
-
-def cmd_dlq_replay(args: Any, settings: Settings | None = None) -> int:
-    hooks = _cli_runtime(settings)
-    touched, count = [], 0
-    if args.all:
-        for endpoint in hooks.registry.list():
-            n = hooks.queue(endpoint.id).replay_all()
-            if n:
-                touched.append(endpoint.id)
-                count += n
-    elif args.endpoint and args.event:
-        if hooks.queue(args.endpoint).replay(args.event):
-            touched.append(args.endpoint)
-            count = 1
-    else:
-        _out("give ENDPOINT_ID EVENT_ID, or --all")
-        return 2
-    if touched:
-        _send_from_cli(hooks.settings, touched)
-    _out(f"replayed {count}")
-    return 0 if count or args.all else 1

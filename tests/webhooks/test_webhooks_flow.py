@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from ats_gateway import create_app
 from ats_gateway.config import ConnectionConfig
 from ats_gateway.extensions import services
-from ats_gateway.security import KeyStore
+from ats_gateway.security import KeyStore, webhooks_cli
 from ats_gateway.services.delivery import Outbox
 from ats_gateway.services.webhooks import EndpointRegistry, WebhookSender
 from ats_gateway.services.webhooks.egress import RefusedURL, resolve
@@ -58,7 +58,9 @@ def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
         webhook_retry_max_seconds=0.5,
         webhook_retry_window_seconds=2.0,
         webhook_connect_timeout=1.0,
-        webhook_read_timeout=2.0,
+        webhook_deadline_seconds=2.0,
+        webhook_breaker_base_seconds=0.2,
+        webhook_breaker_max_seconds=0.5,
     )
     app = create_app(settings)
     app.config["TESTING"] = True
@@ -213,7 +215,7 @@ def test_receiver_down_for_the_whole_window_dead_letters_then_replays(stack, tmp
         )
         down.start()
         args = SimpleNamespace(all=True, endpoint=None, event=None)
-        assert hooks_tasks.cmd_dlq_replay(args, stack.settings) == 0
+        assert webhooks_cli.cmd_dlq_replay(args, stack.settings) == 0
         wait_for(lambda: events_of(down, application_id), 20, 0.1, what="the replayed event")
         [record] = events_of(down, application_id)
         assert record["headers"]["webhook-id"] == letter["id"]

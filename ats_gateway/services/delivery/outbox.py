@@ -375,6 +375,8 @@ class Outbox:
                 delay = backoff_delay(
                     item.attempts, base=self.retry_base_seconds, cap=self.retry_max_seconds
                 )
+                if outcome.delay is not None:  # the other side asked (Retry-After): not sooner,
+                    delay = max(delay, min(outcome.delay, self.retry_max_seconds))  # nor past cap
                 due = repr(now + delay)
                 body = {**body, "attempt": item.attempts + 1, "retry_in_seconds": round(delay, 3)}
             elif outcome.kind == "defer":
