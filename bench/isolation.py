@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         env="dev",  # webhooks to 127.0.0.1 (refused in production)
         delivery_paced=False,
         delivery_window_seconds=0.3,
-        webhook_read_timeout=5.0,  # per read: the 2 s drip never trips it
+        webhook_deadline_seconds=30.0,  # an attempt may drip for 30 s: threads are held
+        # The worst case for the pools: the fair share per key and the circuit breaker ([19],
+        # the sender) are opened wide, so the drips hold every webhook thread.
+        webhook_key_concurrency=100,
+        webhook_breaker_failures=1000,
         webhook_retry_base_seconds=0.2,
         webhook_retry_max_seconds=0.5,
         webhook_retry_window_seconds=600.0,

@@ -69,7 +69,11 @@ def stack_settings(base_settings, redis_db, sandbox_org, proxy):
         webhook_retry_base_seconds=0.2,
         webhook_retry_max_seconds=0.5,
         webhook_retry_window_seconds=120.0,
-        webhook_read_timeout=5.0,
+        webhook_deadline_seconds=30.0,  # one attempt may drip for 30 s: threads are held
+        # The worst case for the pools: the fair share per key and the circuit breaker ([19],
+        # the sender) are opened wide, so the drips hold every webhook thread.
+        webhook_key_concurrency=100,
+        webhook_breaker_failures=1000,
         # The org: short per-call timeouts and drain time, so the drain's soft time limit
         # (drain + 3 calls) is 12.5 s; a healthy batch here takes well under a second.
         sf_connect_timeout=1.0,
