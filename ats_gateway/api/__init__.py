@@ -110,6 +110,7 @@ def init_app(app: Flask) -> None:
         feedback_page,
         jobs,
         meta,
+        no_store,  # [21] answers to writes are never cached
         receipts,
         schemas,
         webhooks,
@@ -118,6 +119,7 @@ def init_app(app: Flask) -> None:
     from ats_gateway.api import feeds as feeds  # [16] feeds, sitemap, JSON-LD
 
     init_problems(app)
+    no_store.init_app(app)
     app.register_blueprint(meta.bp)
     schemas.init_app(app)
     app.register_blueprint(applications.bp)

@@ -284,8 +284,10 @@ class _MarkupFinder(HTMLParser):
         self.found = False
 
     def handle_starttag(self, tag, attrs) -> None:
-        if tag in html_defs.tags or tag in ("svg", "math") or any(
-            name.startswith("on") for name, _ in attrs
+        if (
+            tag in html_defs.tags
+            or tag in ("svg", "math")
+            or any(name.startswith("on") for name, _ in attrs)
         ):
             self.found = True
 

@@ -1,0 +1,137 @@
+"""Findings of the third adversarial review ([21]) that are not about resumes (those are in
+test_resumes.py): the server's own refusals, log forging, script-safe JSON-LD, caching, source
+attribution, conflicts, dedupe, spreadsheet formulas and receipts. Each through the real HTTP
+stack (gunicorn), each failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+from conftest import SCRIPT_TITLE
+
+PROBLEM = b"Content-Type: application/problem+json"
+
+
+def _raw(stack, request: bytes) -> bytes:
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+# ------------------------------------------------------------------- the server's refusals
+
+REFUSED = {
+    "unknown transfer coding": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: xchunked\r\n\r\n",
+    "duplicate content-length": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+    "content-length and chunked": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "two hosts": b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    "content-length +5": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: +5\r\n\r\nhello",
+    "content-length 0x5": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 0x5\r\n\r\nhello",
+    "content-length -1": b"POST /v1/applications HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: -1\r\n\r\nhello",
+    "no host on HTTP/1.1": b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_the_servers_refusals_are_400_problems(security_stack, case):
+    answer = _raw(security_stack, REFUSED[case])
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head, f"{case}: the connection closed without an answer"
+    assert head.split(b" ", 2)[1] == b"400", answer[:300]
+    assert PROBLEM in head, head
+    assert json.loads(body)["status"] == 400
+
+
+def test_http_1_0_without_host_is_still_served(security_stack):
+    answer = _raw(security_stack, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.split(b" ", 2)[1] == b"200", answer[:300]
+
+
+# ------------------------------------------------------------------------------ log lines
+
+
+def test_no_request_writes_a_forged_or_raw_control_character_into_the_logs(security_stack):
+    stack = security_stack
+    marker = uuid.uuid4().hex
+    forged = f'127.0.0.1 [01/Jan/2026:00:00:00 +0000] "POST /v1/webhooks" 201 {marker}'
+    path = "/v1/jobs/X%0d%0a" + forged.replace(" ", "%20").replace('"', "%22")
+    stack.get(path)
+    stack.get(f"/v1/jobs/Y{marker}%1b]0;owned%07%00Z", headers={"User-Agent": "a\x1bb"})
+    stack.get(f"/v1/jobs/Z{marker}%e2%80%ae", headers=stack.auth(stack.pk))
+    stack.get("/healthz")
+    text = stack.log_path.read_bytes().decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if marker in line]
+    assert len(lines) >= 3, lines
+    assert not any(line.startswith("127.0.0.1 [01/Jan/2026") for line in lines), lines
+    for line in lines:
+        assert not any(ch in line for ch in "\x1b\x07\x00\r\u202e"), repr(line)
+    assert "\\x0d\\x0a" in text or "\\r\\n" in text
+
+
+def test_receipt_tokens_are_masked_in_the_access_log(security_stack):
+    stack = security_stack
+    token = "InJlY2VpcHQi." + uuid.uuid4().hex + ".sig"
+    stack.get(f"/v1/receipts/{token}")
+    stack.get("/healthz")
+    text = stack.log_text()
+    assert "/v1/receipts/[token]" in text
+    assert token not in text
+
+
+# ------------------------------------------------------------------------------- JSON-LD
+
+
+def test_jobposting_json_cannot_close_the_script_element(security_stack):
+    stack = security_stack
+    r = stack.get(
+        f"/v1/jobs/{stack.script_job_id}/jobposting",
+        headers=stack.auth(stack.pk, Origin=stack.origin),
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert "<" not in r.text and ">" not in r.text and "&" not in r.text, r.text[:300]
+    assert r.json()["title"] == SCRIPT_TITLE  # the same JSON value
+
+
+# ------------------------------------------------------------------------------- caching
+
+
+def test_responses_carrying_a_secret_are_never_stored(security_stack):
+    stack = security_stack
+    r = stack.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/ats", "events": ["application.delivered"]},
+        headers=stack.auth(stack.operator),
+    )
+    assert r.status_code == 201, r.text[:300]
+    assert "whsec_" in r.text
+    assert "no-store" in r.headers.get("Cache-Control", ""), r.headers
+
+
+def test_token_protected_feeds_are_not_for_shared_caches(security_stack):
+    stack = security_stack
+    key = stack.settings.feed_key_indeed
+    if not key:
+        pytest.skip("no Indeed feed key in the security settings")
+    r = stack.get(f"/feeds/indeed.xml?token={key}")
+    assert r.status_code == 200, r.text[:300]
+    cache = r.headers.get("Cache-Control", "")
+    assert "public" not in cache and "private" in cache, cache
