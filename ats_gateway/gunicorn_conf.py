@@ -65,6 +65,14 @@ def mask_path(path: str) -> str:
     return _LINK_TOKEN.sub(r"\1[token]", path)
 
 
+def _utf8(wsgi_text: str) -> str:
+    """A WSGI string (bytes as latin-1, PEP 3333) read as the UTF-8 it usually is."""
+    try:
+        return wsgi_text.encode("latin-1").decode("utf-8", errors="backslashreplace")
+    except UnicodeEncodeError:
+        return wsgi_text
+
+
 class RedactingLogger(Logger):
     """gunicorn's access logger, with link tokens masked, no query string or Referer, and
     every field's non-printable characters escaped: a path's `%0d%0a` decodes to CR LF and
@@ -72,7 +80,7 @@ class RedactingLogger(Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        path = mask_path(atoms.get("U") or "")
+        path = mask_path(_utf8(atoms.get("U") or ""))
         atoms["U"] = path
         atoms["r"] = f"{atoms.get('m', '')} {path} {atoms.get('H', '')}"
         atoms["q"] = ""
