@@ -39,7 +39,7 @@ import tempfile
 from gunicorn import util
 from gunicorn.glogging import Logger
 
-from ats_gateway.logs import escape_nonprintable
+from ats_gateway.printable import escape_nonprintable
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set before any worker imports prometheus_client (workers import the app after fork).

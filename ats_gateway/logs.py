@@ -7,8 +7,8 @@ tokens, JWT assertions, `Authorization` headers and e-mail addresses (candidate 
 It also escapes every non-printable character ([21]): a request path such as
 ``/v1/jobs/X%0d%0a127.0.0.1 ...`` decodes to CR LF and once wrote a forged line of its own into
 the access log, and ESC or NUL reached the operator's terminal raw. :func:`escape_nonprintable`
-writes them as ``\\xNN`` / ``\\uNNNN``; the access log (``gunicorn_conf``) and the CLI's output
-(``cli.py``) use the same function.
+(:mod:`ats_gateway.printable`) writes them as ``\\xNN`` / ``\\uNNNN``; the access log
+(``gunicorn_conf``) and the CLI's output (``cli.py``) use the same function.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+
+from ats_gateway.printable import escape_nonprintable
 
 REDACTED = "[REDACTED]"
 
@@ -48,29 +50,6 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) 
     "asctime",
     "request_id",
 }
-
-
-#: C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and
-#: isolates, the byte-order mark and lone surrogates: what can move a terminal's cursor, end a
-#: log line, recolour or retitle a terminal, or make text read differently from what it is.
-_NONPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
-)
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def escape_nonprintable(text: str, *, keep: str = "") -> str:
-    """`text` with each non-printable character written as an escape (characters in `keep`,
-    such as a newline in multi-line CLI output, stay)."""
-    if keep:
-        return _NONPRINTABLE.sub(
-            lambda m: m.group() if m.group() in keep else _escape_char(m), text
-        )
-    return _NONPRINTABLE.sub(_escape_char, text)
 
 
 def redact(text: str) -> str:

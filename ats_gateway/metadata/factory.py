@@ -219,7 +219,11 @@ def build_field(
         )
         setattr(inner, _CODES_ATTR, msg.codes)
         return msg.attach(field)
-    if mode == "input" and kind in (*STRING_TYPES, "email", "phone", "url"):
+    # An open picklist takes free text (the `source` a career site sends, [21]): same rule.
+    if mode == "input" and (
+        kind in (*STRING_TYPES, "email", "phone", "url")
+        or (kind == "picklist" and not fd.restricted_picklist)
+    ):
         validators.append(
             PlainText(
                 msg.validator(

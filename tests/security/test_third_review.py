@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 
 import pytest
@@ -136,3 +137,81 @@ def test_token_protected_feeds_are_not_for_shared_caches(security_stack):
     assert r.status_code == 200, r.text[:300]
     cache = r.headers.get("Cache-Control", "")
     assert "public" not in cache and "private" in cache, cache
+
+
+# ---------------------------------------------------------------- applications: shared helpers
+
+
+def _candidate(stack, **extra) -> dict:
+    return {
+        "job_id": stack.job_id,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"ada.{uuid.uuid4().hex}@security.example.com",
+        "consent": True,
+        **extra,
+    }
+
+
+def _outbox(stack):
+    from ats_gateway.services.applications.runtime import KIND
+    from ats_gateway.services.delivery import Outbox
+
+    return Outbox.from_settings(stack.redis, KIND, stack.settings)
+
+
+def _stored_record(stack, application_id: str) -> dict:
+    return _outbox(stack).payload(application_id)["record"]
+
+
+# ------------------------------------------------------------------ source and the terminal
+
+CONTROL_SOURCES = ["Board\x1b]0;owned\x07", "Board\x00", "Board\nforged line", "Board\u202eevil"]
+
+
+@pytest.mark.parametrize("source", CONTROL_SOURCES)
+def test_source_takes_no_control_characters(security_stack, source):
+    stack = security_stack
+    r = stack.post(
+        "/v1/applications", json=_candidate(stack, source=source), headers=stack.auth(stack.sk)
+    )
+    assert r.status_code == 422, r.text[:300]
+    assert [e["field"] for e in r.json()["errors"]] == ["source"], r.json()
+
+
+def test_cli_output_escapes_what_clients_stored(security_stack):
+    """A status record written before the text rule held (or by any other path) still
+    reaches the operator's terminal escaped."""
+    import subprocess
+    import sys
+
+    from ats_gateway.config import PROJECT_ROOT
+    from ats_gateway.embedded.stack import child_env
+
+    stack = security_stack
+    outbox = _outbox(stack)
+    key = outbox.item_key("legacy" + uuid.uuid4().hex)
+    stack.redis.hset(
+        key,
+        mapping={
+            "created_at": repr(time.time()),
+            "source": "Evil\x1b]0;owned\x07\x1b[2J\r\nforged  999",
+            "job_id": stack.job_id,
+            "status": "queued",
+        },
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ats_gateway.cli", "report", "sources", "--since", "1h"],
+            env=child_env(stack.settings),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        stack.redis.delete(key)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "Evil" in out
+    assert not any(ch in out for ch in "\x1b\x07\r"), repr(out)
+    assert "Evil\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x0aforged" in out
