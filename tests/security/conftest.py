@@ -99,6 +99,7 @@ def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory)
         rate_limit_key_read="40/minute",
         rate_limit_ip_read="40/minute",
         feed_key_indeed="security-feed-key",
+        indeed_apply_secret="security-indeed-secret",  # the fuzz signs its bodies with it
     )
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
