@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -69,7 +70,13 @@ _DOCX_ACTIVE = re.compile(
 _MACRO_TYPES = re.compile(rb"macroEnabled|vbaProject|ms-office\.activeX", re.I)
 _OLE_ACTIVE = ("macros", "_vba_project_cur", "vba", "objectpool")
 _RTF_OBJECT = re.compile(rb"\\obj(data|emb|link|autlink|sub|pub|ocx|class|name)|\\object")
-_PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|Launch|EmbeddedFile|RichMedia|XFA)\b")
+_PDF_ACTIVE = re.compile(
+    rb"/(JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|AA|SubmitForm|ImportData|GoToR|GoToE)"
+    rb"(?![A-Za-z0-9])"
+)
+_PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_PDF_STREAM = re.compile(rb"stream\r?\n")
+_PDF_URI = re.compile(rb"/URI\s*\(\s*([^)]*)")
 _MARKUP = re.compile(
     rb"<\s*(script|html|svg|iframe|object|embed|body|head|meta|link|style|form|img|base)\b"
     rb"|<!doctype|<\?xml|javascript\s*:|\bon[a-z]+\s*=\s*[\"']",
@@ -205,9 +212,13 @@ _PDF_MAX_OBJECTS = 100_000
 
 
 def _pdf_problem(data: bytes) -> str | None:
-    active = "it carries JavaScript, an action or an embedded file"
-    if _PDF_ACTIVE.search(data):  # the plain spelling, before any parsing
-        return active
+    """Two readings, both must be clean. The bytes as a viewer in repair mode may read them
+    (names decoded, every Flate stream inflated, no structure trusted), then the structure as
+    pypdf parses it. A file pypdf cannot parse is judged by the first reading alone: viewers
+    open many broken PDFs, and refusing them would refuse real CVs."""
+    why = _pdf_bytes_problem(data)
+    if why:
+        return why
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -219,7 +230,30 @@ def _pdf_problem(data: bytes) -> str | None:
     except _TooManyObjects:
         return "it has too many objects for a resume"
     except Exception:  # pypdf raises PdfReadError, ValueError, KeyError... on malformed files
-        return "it is not a readable PDF"
+        return None  # judged by its bytes above
+    return None
+
+
+def _pdf_bytes_problem(data: bytes) -> str | None:
+    budget = MAX_EXPANDED_BYTES
+    parts = [data]
+    for match in _PDF_STREAM.finditer(data):
+        inflater = zlib.decompressobj()
+        try:
+            inflated = inflater.decompress(data[match.end() :], budget)
+        except zlib.error:
+            continue
+        budget -= len(inflated)
+        parts.append(inflated)
+        if budget <= 0:
+            return "it expands to more than 50 MB"
+    for part in parts:
+        named = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), part)
+        if _PDF_ACTIVE.search(named):
+            return "it carries JavaScript, an action or an embedded file"
+        for target in _PDF_URI.findall(named):
+            if not _SAFE_LINK.match(target.decode("latin-1").strip()):
+                return "it links to something other than a web page or a mail address"
     return None
 
 
