@@ -261,6 +261,7 @@ def test_hostile_resume_is_refused(security_stack, case):
             "cv.docx",
         ),
         (b"Ada Lovelace <ada@example.com>\nSkills: C++ < Rust, 3 > 2\n", "cv.txt"),
+        (b"Java generics: Map<A, B>, List<String>; <b>bold</b> claims\n", "cv.txt"),
     ],
 )
 def test_ordinary_resumes_still_pass(security_stack, data, filename):

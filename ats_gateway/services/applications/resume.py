@@ -28,8 +28,10 @@ Parsers rather than patterns where a format hides what a pattern would look for 
   ``w:fldSimple``) are joined across runs and refused when they run DDE, DDEAUTO or
   INCLUDETEXT.
 * **RTF** is what Word opens as RTF: a file starting ``{\\rt`` (Word does not check the ``f``).
-* **TXT** is tokenised with the standard library's ``HTMLParser``: any start tag that is an HTML
-  element (``lxml.html.defs.tags``), or any tag with an ``on...`` event attribute, is markup.
+* **TXT** is tokenised with the standard library's ``HTMLParser``: a start tag of an element
+  a browser loads, runs or submits with (script, iframe, img, svg, video, details, form...,
+  from ``lxml.html.defs``), or any tag with an ``on...`` handler or a link attribute (``href``,
+  ``src``...), is markup; ``Map<A, B>`` or ``<b>`` in a CV is not.
 """
 
 from __future__ import annotations
@@ -310,18 +312,29 @@ def _pdf_dictionary_problem(obj) -> str | None:
 # ---------------------------------------------------------------------------------------- TXT
 
 
+#: Elements a browser loads, runs or submits with (lxml's HTML vocabulary), beyond the
+#: `on...` handlers and link attributes every element can carry. Plain formatting such as
+#: `<b>` or a generic type's `Map<A, B>` is not among them.
+_ACTIVE_TAGS = (
+    html_defs.head_tags
+    | html_defs.top_level_tags
+    | html_defs.form_tags
+    | html_defs.frame_tags
+    | {"iframe", "object", "embed", "applet", "img", "image", "svg", "math", "video", "audio"}
+    | {"source", "track", "canvas", "template", "marquee", "details", "portal", "use"}
+)
+
+
 class _MarkupFinder(HTMLParser):
-    """Stops at the first start tag that a browser would act on."""
+    """Notes the first start tag that a browser would act on."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
         self.found = False
 
     def handle_starttag(self, tag, attrs) -> None:
-        if (
-            tag in html_defs.tags
-            or tag in ("svg", "math")
-            or any(name.startswith("on") for name, _ in attrs)
+        if tag in _ACTIVE_TAGS or any(
+            name.startswith("on") or name in html_defs.link_attrs for name, _ in attrs
         ):
             self.found = True
 
