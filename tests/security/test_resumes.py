@@ -213,6 +213,16 @@ HOSTILE = {
         ),
         "cv.docx",
     ),
+    "docx template on a file share": (
+        docx(
+            {
+                "word/_rels/settings.xml.rels": rels(
+                    relationship("attachedTemplate", "file://evil.example/share/t.dotm")
+                )
+            }
+        ),
+        "cv.docx",
+    ),
     "docx altChunk html": (
         docx(
             {
@@ -260,6 +270,19 @@ def test_hostile_resume_is_refused(security_stack, case):
                 {
                     "word/_rels/document.xml.rels": rels(
                         relationship("hyperlink", "mailto:ada@example.com")
+                    )
+                }
+            ),
+            "cv.docx",
+        ),
+        (
+            docx(
+                {
+                    "word/_rels/settings.xml.rels": rels(
+                        relationship(
+                            "attachedTemplate",
+                            "file:///C:/Users/ada/AppData/Roaming/Microsoft/Templates/CV.dotx",
+                        )
                     )
                 }
             ),

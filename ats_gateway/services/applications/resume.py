@@ -13,20 +13,23 @@ that a browser would render as a page with script).
 
 Parsers rather than patterns where a format hides what a pattern would look for ([21]):
 
-* **PDF** is read with ``pypdf``: names are decoded (``/J#61vaScript`` is ``/JavaScript``) and
-  objects inside compressed object streams (``/ObjStm``) are read like any other. Every
-  dictionary is checked for active keys (``/JS``, ``/JavaScript``, ``/AA``, ``/XFA``,
-  ``/EmbeddedFile``...) and every action's type: JavaScript, Launch, SubmitForm, ImportData,
-  GoToR/GoToE (other files), Rendition and RichMedia are refused; a ``/URI`` action only to a
-  web page or a mail address (``http``, ``https``, ``mailto``: the links every CV has). A PDF
-  that pypdf cannot read, or that is encrypted with a password, is refused: it cannot be
-  checked.
+* **PDF** is read twice. As bytes, the way a viewer repairing a broken file may read them:
+  names decoded (``/J#61vaScript`` is ``/JavaScript``) and every Flate stream inflated (object
+  streams included), up to ``_PDF_SCAN_BYTES``. And with ``pypdf``: every object, those in
+  compressed object streams (``/ObjStm``) included, each dictionary checked for active keys
+  (``/JS``, ``/JavaScript``, ``/AA``, ``/XFA``, ``/EmbeddedFile``...) and each action's type:
+  JavaScript, Launch, SubmitForm, ImportData, GoToR/GoToE (other files), Rendition and
+  RichMedia are refused; a ``/URI`` action only to a web page, a mail address or a phone
+  number (``http``, ``https``, ``mailto``, ``tel``: the links every CV has). A PDF encrypted
+  with a password is refused (it cannot be checked); one pypdf cannot parse is judged by its
+  bytes (viewers open many broken PDFs), unless they were too large to read whole.
 * **DOCX** relationship parts are parsed with ``lxml`` (entities and network off): any
-  external relationship but a web or mail hyperlink is refused (the Follina ``oleObject``
-  ``mhtml:`` target, a remote ``attachedTemplate``, linked frames and images), and so is any
-  ``altChunk`` (an imported HTML/RTF/MHT part). Field instructions (``w:instrText``,
-  ``w:fldSimple``) are joined across runs and refused when they run DDE, DDEAUTO or
-  INCLUDETEXT.
+  external relationship but a web, mail or phone hyperlink is refused (the Follina
+  ``oleObject`` ``mhtml:`` target, a remote ``attachedTemplate``, linked frames and images;
+  a template named by a local drive path, as Word writes for a CV made from a template,
+  fetches nothing and passes), and so is any ``altChunk`` (an imported HTML/RTF/MHT part).
+  Field instructions (``w:instrText``, ``w:fldSimple``) are joined across runs and refused
+  when they run DDE, DDEAUTO or INCLUDETEXT.
 * **RTF** is what Word opens as RTF: a file starting ``{\\rt`` (Word does not check the ``f``).
 * **TXT** is tokenised with the standard library's ``HTMLParser``: a start tag of an element
   a browser loads, runs or submits with (script, iframe, img, svg, video, details, form...,
@@ -209,7 +212,8 @@ _PDF_ACTIVE_ACTIONS = frozenset(
         "/Sound",
     }
 )
-_SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.I)
+_SAFE_LINK = re.compile(r"^(https?://|mailto:|tel:)", re.I)
+_NOT_A_CV_LINK = "it links to something other than a web page, a mail address or a phone number"
 #: A resume has a few hundred objects; past this many the file is not one.
 _PDF_MAX_OBJECTS = 100_000
 _PDF_MAX_STREAMS = 10_000
@@ -275,7 +279,7 @@ def _pdf_text_problem(part: bytes) -> str | None:
         return "it carries JavaScript, an action or an embedded file"
     for target in _PDF_URI.findall(named):
         if not _SAFE_LINK.match(target.decode("latin-1").strip()):
-            return "it links to something other than a web page or a mail address"
+            return _NOT_A_CV_LINK
     return None
 
 
@@ -343,7 +347,7 @@ def _pdf_dictionary_problem(obj) -> str | None:
                     target = target.get_object()
                 text = target.decode("latin-1") if isinstance(target, bytes) else str(target)
                 if not _SAFE_LINK.match(text.strip()):
-                    return "it links to something other than a web page or a mail address"
+                    return _NOT_A_CV_LINK
             stack.extend(v for v in item.values() if not isinstance(v, IndirectObject))
         elif isinstance(item, ArrayObject):
             stack.extend(v for v in item if not isinstance(v, IndirectObject))
@@ -434,6 +438,10 @@ def _docx_problem(data: bytes) -> str | None:
 _REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _W_NS = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _HYPERLINK = "/relationships/hyperlink"
+_TEMPLATE = "/relationships/attachedTemplate"
+#: A document made from a Word template names it by its path on the author's disk; nothing is
+#: fetched. A template on a server (http, a UNC share, file://host/) is the injection.
+_LOCAL_TEMPLATE = re.compile(r"^file:///[A-Za-z]:[\\/]", re.I)
 _ALT_CHUNK = "/relationships/aFChunk"
 _DANGEROUS_FIELD = re.compile(r"\b(DDE|DDEAUTO|INCLUDETEXT)\b", re.I)
 _XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -450,6 +458,8 @@ def _docx_part_problem(archive: zipfile.ZipFile, name: str) -> str | None:
             if (rel.get("TargetMode") or "").lower() != "external":
                 continue
             target = (rel.get("Target") or "").strip()
+            if kind.endswith(_TEMPLATE) and _LOCAL_TEMPLATE.match(target):
+                continue
             if not (kind.endswith(_HYPERLINK) and _SAFE_LINK.match(target)):
                 return "it loads something from outside the file (an external relationship)"
     elif lowered.startswith("word/") and lowered.endswith(".xml"):
