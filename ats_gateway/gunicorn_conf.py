@@ -154,5 +154,7 @@ def require_host(app):
 
 
 def post_worker_init(worker) -> None:
-    """gunicorn's hook after a worker loaded the app: put :func:`require_host` in front."""
+    """gunicorn's hook "called just after a worker has initialized the application"
+    (https://docs.gunicorn.org/en/stable/settings.html#post-worker-init; in
+    `Worker.init_process` it runs after `load_wsgi`): put :func:`require_host` in front."""
     worker.wsgi = require_host(worker.wsgi)
