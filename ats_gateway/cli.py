@@ -18,6 +18,7 @@ Every command but `dev` and `sandbox` reads the gateway's settings from `ATS_GAT
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import secrets
@@ -31,6 +32,7 @@ import requests
 
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.metadata import cli as metadata_cli
+from ats_gateway.printable import escape_nonprintable
 from ats_gateway.security import cli as security_cli
 from ats_gateway.security import webhooks_cli
 from ats_gateway.services.applications import report as report_cli
@@ -38,7 +40,44 @@ from ats_gateway.tasks import applications as dlq_cli
 from ats_gateway.tasks import budget as budget_cli
 
 
+class TerminalSafe(io.TextIOBase):
+    """A text stream that writes every non-printable character as an escape (newline and tab
+    kept): what the CLI prints comes partly from clients (a `source`, an endpoint URL, a
+    dead letter's error) and must not move the cursor, retitle or clear the operator's
+    terminal, or forge report lines ([21])."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(escape_nonprintable(text, keep="\n\t"))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = out if isinstance(out, TerminalSafe) else TerminalSafe(out)
+    sys.stderr = err if isinstance(err, TerminalSafe) else TerminalSafe(err)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -3,6 +3,12 @@
 `RedactingFilter` scrubs every record (message, arguments and extra fields) before any handler
 formats it: bearer tokens, API keys, Salesforce session ids, passwords, client secrets, security
 tokens, JWT assertions, `Authorization` headers and e-mail addresses (candidate data).
+
+It also escapes every non-printable character ([21]): a request path such as
+``/v1/jobs/X%0d%0a127.0.0.1 ...`` decodes to CR LF and once wrote a forged line of its own into
+the access log, and ESC or NUL reached the operator's terminal raw. :func:`escape_nonprintable`
+(:mod:`ats_gateway.printable`) writes them as ``\\xNN`` / ``\\uNNNN``; the access log
+(``gunicorn_conf``) and the CLI's output (``cli.py``) use the same function.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+
+from ats_gateway.printable import escape_nonprintable
 
 REDACTED = "[REDACTED]"
 
@@ -52,10 +60,10 @@ def redact(text: str) -> str:
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return escape_nonprintable(redact(value))
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return redact(repr(value))
+    return escape_nonprintable(redact(repr(value)))
 
 
 class RedactingFilter(logging.Filter):
@@ -66,7 +74,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string must not hide the log line
             message = str(record.msg)
-        record.msg = redact(message)
+        record.msg = escape_nonprintable(redact(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -110,6 +110,7 @@ def init_app(app: Flask) -> None:
         feedback_page,
         jobs,
         meta,
+        no_store,  # [21] answers to writes are never cached
         receipts,
         schemas,
         webhooks,
@@ -119,6 +120,7 @@ def init_app(app: Flask) -> None:
     from ats_gateway.api import indexnow as indexnow  # [22] the IndexNow key file
 
     init_problems(app)
+    no_store.init_app(app)
     app.register_blueprint(meta.bp)
     schemas.init_app(app)
     app.register_blueprint(applications.bp)

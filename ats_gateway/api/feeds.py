@@ -62,7 +62,7 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable(str(exc), headers={"Retry-After": "5"})
 
 
-def _send(artifact: Artifact, max_age: int) -> Response:
+def _send(artifact: Artifact, max_age: int, *, shared: bool = True) -> Response:
     """The file, gzip-compressed when the client accepts it (a separate strong ETag per
     encoding, RFC 9110 8.8.3), with ETag / Last-Modified / Cache-Control; 304 when fresh."""
     etag = artifact.etag.strip('"')
@@ -75,7 +75,11 @@ def _send(artifact: Artifact, max_age: int) -> Response:
     response.vary.add("Accept-Encoding")
     response.set_etag(etag)
     response.last_modified = dt.datetime.fromtimestamp(artifact.last_modified, dt.UTC)
-    response.cache_control.public = True
+    # A token-protected feed is for the one board holding the token: no shared cache ([21]).
+    if shared:
+        response.cache_control.public = True
+    else:
+        response.cache_control.private = True
     response.cache_control.max_age = max_age
     return response.make_conditional(request)
 
@@ -100,6 +104,13 @@ def raise_if_gone(job_id: str) -> None:
         raise Gone(f"Job {info['id']} is closed.", valid_through=posting["validThrough"])
 
 
+def script_safe_json(text: str) -> str:
+    """JSON that can be pasted into `<script type="application/ld+json">` as it is: an org
+    title `</script><script>...` cannot close the element ([21]). `<`, `>` and `&` become
+    `\\u003c`, `\\u003e`, `\\u0026` (the same JSON value)."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 @bp.get("/v1/jobs/<job_id>/jobposting")
 @require_scope("jobs:read")
 def jobposting(job_id: str):
@@ -116,7 +127,7 @@ def jobposting(job_id: str):
         raise NotFound(str(exc)) from None
     except SnapshotUnavailable as exc:
         raise _unavailable(exc) from None
-    response = Response(current_app.json.dumps(posting), mimetype=LD_JSON)
+    response = Response(script_safe_json(current_app.json.dumps(posting)), mimetype=LD_JSON)
     response.set_etag(etag.removeprefix("W/").strip('"'), weak=True)
     response.last_modified = dt.datetime.fromtimestamp(snapshot_at, dt.UTC)
     settings = current_app.config["SETTINGS"]
@@ -166,7 +177,7 @@ def _board_feed(name: str) -> Response:
                 missing_settings=missing,
                 headers={"Retry-After": "3600"},
             )
-    return _send(_artifact(name), FEED_MAX_AGE)
+    return _send(_artifact(name), FEED_MAX_AGE, shared=False)
 
 
 @bp.get("/feeds/indeed.xml")

@@ -219,7 +219,11 @@ def build_field(
         )
         setattr(inner, _CODES_ATTR, msg.codes)
         return msg.attach(field)
-    if mode == "input" and kind in (*STRING_TYPES, "email", "phone", "url"):
+    # An open picklist takes free text (the `source` a career site sends, [21]): same rule.
+    if mode == "input" and (
+        kind in (*STRING_TYPES, "email", "phone", "url")
+        or (kind == "picklist" and not fd.restricted_picklist)
+    ):
         validators.append(
             PlainText(
                 msg.validator(
@@ -241,7 +245,9 @@ def build_field(
                     NOT_BLANK_PATTERN, error=msg.validator("required", "is required (not blank)")
                 ),
             )
-        if mode == "input" and kind in STRING_TYPES:
+        if mode == "input" and (
+            kind in STRING_TYPES or (kind == "picklist" and not fd.restricted_picklist)
+        ):
             # Published for clients: the characters refused (see metadata/text.py), combined
             # with "not blank" when that applies (a JSON Schema property has one pattern).
             metadata["pattern"] = plain_text_pattern(

@@ -44,6 +44,7 @@ from ats_gateway.metadata.preflight import (
     PermissionMissing,
     run_preflight,
 )
+from ats_gateway.metadata.text import FORMULA_FIELD_TYPES, neutralise_formula
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,8 @@ class Metadata:
                 value = value.isoformat()
             elif fd is not None and fd.type == "multipicklist" and isinstance(value, list):
                 value = ";".join(value)
+            elif fd is not None and fd.type in FORMULA_FIELD_TYPES and isinstance(value, str):
+                value = neutralise_formula(value, fd.length or None)  # [21] spreadsheets
             record[cf.api_name] = value
         return record
 

@@ -9,6 +9,12 @@
   internationalized addresses with ``INVALID_EMAIL_ADDRESS``), a dotted domain name, never an
   IP literal. The syntax check is the `email-validator` library's (RFC 5321/5322 with the
   usual practical limits), with deliverability (DNS) checks off: intake never waits on DNS.
+* **Spreadsheet formulas** ([21]): recruiters export candidates and feedback from the org to
+  spreadsheets, where a cell starting ``=``, ``+``, ``-``, ``@``, tab or CR is a formula
+  (``=HYPERLINK(...)``, ``+cmd|' /C calc'!A0``). :func:`neutralise_formula` applies OWASP's
+  CSV-injection rule on the way to the org: such a text value is stored with a leading
+  apostrophe (``'=HYPERLINK(...)``), which spreadsheets show as text. Only free-text fields
+  (``string``, ``textarea``) are changed: a phone number's ``+`` or an email stays as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +34,20 @@ MULTI_LINE_FORBIDDEN = r"[\u0000-\u0008\u000b\u000c\u000e-\u001f" + _FORBIDDEN +
 _SINGLE = re.compile(SINGLE_LINE_FORBIDDEN)
 _MULTI = re.compile(MULTI_LINE_FORBIDDEN)
 _BASIC_EMAIL = validate.Email()
+
+
+#: OWASP, "CSV Injection": the characters that make a spreadsheet cell a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_FIELD_TYPES = frozenset({"string", "textarea"})
+
+
+def neutralise_formula(text: str, max_length: int | None = None) -> str:
+    """`text` with a leading apostrophe when a spreadsheet would read it as a formula (cut to
+    `max_length` if the apostrophe makes it one character too long)."""
+    if not text.startswith(FORMULA_PREFIXES):
+        return text
+    text = "'" + text
+    return text[:max_length] if max_length else text
 
 
 def plain_text_pattern(*, multiline: bool, not_blank: bool) -> str:

@@ -15,6 +15,7 @@ import pytest
 import redis
 import requests
 from sandbox_stack import demo_connection
+from stack import admin_client
 
 from ats_gateway.config import PROJECT_ROOT, Settings
 from ats_gateway.embedded import ManagedProcess
@@ -25,6 +26,8 @@ from sandbox_org.server import start_in_thread
 
 SECURITY_DB = "/11"
 ORIGIN = "https://careers.example.com"
+#: An org job title that closes a script element ([21]): the org accepts any text.
+SCRIPT_TITLE = "</script><script>alert(1)</script> & <b>"
 
 
 def free_port() -> int:
@@ -44,6 +47,7 @@ class Stack:
     sk_other: str
     operator: str
     job_id: str = ""
+    script_job_id: str = ""  # an open job titled SCRIPT_TITLE
     origin: str = ORIGIN  # the career site the publishable key is bound to
 
     def get(self, path: str, **kw) -> requests.Response:
@@ -60,8 +64,21 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def security_sandbox():
+def security_sandbox(redis_url):
     handle = start_in_thread(create_sandbox({"seed": "demo", "seed_jobs": 30}))
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + SECURITY_DB)
+    # Created before the gateway's first snapshot, so every test sees it.
+    handle.script_job_id = admin_client(handle.url, client).create(
+        "bpats__Job__c",
+        {
+            "Name": "Script title",
+            "bpats__Job_Title__c": SCRIPT_TITLE,
+            "bpats__Status__c": "Open",
+            "bpats__Post_to_Job_Board__c": True,
+            "bpats__Date_Posted__c": "2026-01-15",
+        },
+    )
+    client.close()
     yield handle
     handle.stop()
 
@@ -81,6 +98,8 @@ def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory)
         form_min_fill_seconds=0,
         rate_limit_key_read="40/minute",
         rate_limit_ip_read="40/minute",
+        feed_key_indeed="security-feed-key",
+        indeed_apply_secret="security-indeed-secret",  # the fuzz signs its bodies with it
     )
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
@@ -112,6 +131,7 @@ def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory)
     stack = Stack(url, settings, client, log_path, pk, sk, sk_other, operator)
     listing = stack.get("/v1/jobs?limit=1", headers=stack.auth(operator))
     stack.job_id = listing.json()["data"][0]["id"]
+    stack.script_job_id = security_sandbox.script_job_id
     yield stack
     process.stop()
     client.flushdb()

@@ -31,6 +31,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ats_gateway.metadata.contracts import ResumeRule
+from ats_gateway.services.applications.receipts import first_name_key
 from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
 from ats_gateway.services.applications.sources import Attribution, SourceRecorder, extract
 from ats_gateway.services.applications.validation import ApplicationSchema, FieldErrors
@@ -95,9 +96,28 @@ class Prepared:
 
     @property
     def unique_name(self) -> str:
-        """Same candidate (email, case-insensitive) + same job, without PII in the key name."""
-        raw = f"{self.record[JOB][:15]}|{self.record[EMAIL].strip().lower()}"
+        """Same candidate (:func:`dedupe_address`) + same job, without PII in the key name."""
+        raw = f"{self.record[JOB][:15]}|{dedupe_address(self.record[EMAIL])}"
         return hashlib.sha256(raw.encode()).hexdigest()
+
+
+#: Mailboxes where dots in the local part are ignored (Google's documented behaviour).
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def dedupe_address(email: str) -> str:
+    """The mailbox an address reaches, for the duplicate guard ([21]): case folded, and a
+    `+tag` subaddress dropped (RFC 5233 subaddressing; Gmail, Outlook, iCloud, Fastmail,
+    Proton and most hosts deliver `x+jobs@` to `x@`), and Gmail's dots ignored. So
+    `X.Y+jobs@gmail.com` and `xy@gmail.com` are one candidate for one job; the address sent
+    to the org is the one the candidate typed."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    if not local:
+        return email.strip().lower()
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -203,7 +223,23 @@ class ApplicationService:
         entry = self._entry(
             prepared, idempotency_key=idempotency_key, scope=scope, external_id=external_id
         )
-        return self._accepted(self.outbox.put(**entry, wait=wait))
+        accepted = self._accepted(self.outbox.put(**entry, wait=wait), scope)
+        if not accepted.replayed:
+            self._keep_first_name_for_receipt(accepted.id, prepared)
+        return accepted
+
+    def _keep_first_name_for_receipt(self, application_id: str, prepared: Prepared) -> None:
+        """The candidate's receipt shows the first name: kept in a key of its own that expires
+        with the receipt (``status_ttl`` from now; services/applications/receipts.py)."""
+        first = str(prepared.record.get(FIRST_NAME) or "")
+        if not first:
+            return
+        try:
+            self.outbox.redis.set(
+                first_name_key(self.outbox, application_id), first, ex=self.outbox.status_ttl
+            )
+        except RedisError as exc:  # the application is stored: the receipt says "Hello there"
+            log.warning("receipt first name not stored: %s", type(exc).__name__)
 
     def _entry(
         self,
@@ -239,12 +275,9 @@ class ApplicationService:
         self, prepared: Prepared, scope: str, external_id: str | None
     ) -> dict[str, str]:
         """Beside the item (stored with it, in the same script, and expiring with it): who
-        submitted it (webhooks go to that key only), the submitter's own reference, and what
-        the candidate's receipt shows."""
-        fields = {
-            OWNER_FIELD: scope,
-            "receipt_first_name": str(prepared.record.get(FIRST_NAME, "")),
-        }
+        submitted it (webhooks go to that key only), the submitter's own reference, and the
+        job title the candidate's receipt shows (the first name has a key of its own)."""
+        fields = {OWNER_FIELD: scope}
         title = self.job_title(str(prepared.record.get(JOB, "")))
         if title:
             fields["receipt_job_title"] = title
@@ -254,7 +287,7 @@ class ApplicationService:
             fields.update(SourceRecorder.status_fields(prepared.record, prepared.attribution))
         return fields
 
-    def _accepted(self, result: Any) -> Accepted:
+    def _accepted(self, result: Any, scope: str) -> Accepted:
         if result.outcome == "replay":
             return Accepted(result.id, replayed=True)
         if result.outcome == "idempotency_conflict":
@@ -269,10 +302,19 @@ class ApplicationService:
                 ],
             )
         if result.outcome == "duplicate":
-            raise self._duplicate(result.id)
+            raise self._duplicate(result.id, scope)
         return Accepted(result.id)
 
-    def _duplicate(self, existing_id: str) -> DuplicateApplication:
+    def _duplicate(self, existing_id: str, scope: str) -> DuplicateApplication:
+        """409. The existing application's id, status and org id only to the key that
+        submitted it (the owner rule of status reads, [21]); anyone else hears "already
+        received", as a browser does."""
+        owner = self.outbox.redis.hget(self.outbox.item_key(existing_id), OWNER_FIELD)
+        if owner is None or owner.decode() != scope:
+            return DuplicateApplication(
+                "An application from this email to this job was already received.",
+                reason="duplicate_application",
+            )
         record = self.outbox.get(existing_id) or {}
         status = record.get("status", QUEUED)
         where = "is already in the org" if status in (DELIVERED, DUPLICATE) else "is already queued"
@@ -358,7 +400,7 @@ class ApplicationService:
         results = self.outbox.put_many([entry for _, entry in entries])
         for (index, _), result in zip(entries, results, strict=True):
             try:
-                accepted = self._accepted(result)
+                accepted = self._accepted(result, scope)
             except IntakeRejected as exc:
                 outcomes[index] = _rejected(index, exc, budget)
             else:

@@ -5,6 +5,12 @@ carries only the application id; it expires with the status record (``max_age`` 
 TTL). Holding it is the authorization, so what it shows is limited to what a candidate may
 see on a shared screen: the status, the first name and the job title (stored beside the item
 at intake), and times. Never the email, the resume or the org's ids.
+
+The first name is candidate data, and the rest of the candidate's data leaves Redis once the
+application is delivered; the first name is kept for the receipt alone, in a key of its own
+(:func:`first_name_key`) that expires with the receipt: ``status_ttl`` after submission,
+whatever becomes of the application ([21]; it used to stay in the status record, which
+outlives the receipt by the delivery time).
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ats_gateway.services.delivery import Outbox
 
 SALT = "ats-gateway.receipt.v1"
+
+
+def first_name_key(outbox: Outbox, application_id: str) -> str:
+    """The receipt's copy of the candidate's first name (expires with the receipt)."""
+    return f"{outbox.prefix}receipt:{application_id}"
 
 
 class Receipts:
@@ -41,9 +52,12 @@ class Receipts:
         record = self.outbox.get(application_id)
         if record is None:
             return None
-        first, title = self.outbox.redis.hmget(
-            self.outbox.item_key(application_id), "receipt_first_name", "receipt_job_title"
-        )
+        pipe = self.outbox.redis.pipeline(transaction=False)
+        pipe.get(first_name_key(self.outbox, application_id))
+        # receipt_first_name: where applications accepted before [21] keep it
+        pipe.hmget(self.outbox.item_key(application_id), "receipt_first_name", "receipt_job_title")
+        first, (legacy_first, title) = pipe.execute()
+        first = first or legacy_first
         return {
             "application_id": application_id,
             "status": record["status"],

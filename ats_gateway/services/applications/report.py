@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from ats_gateway.printable import escape_nonprintable
 from ats_gateway.services.applications.sources import UNKNOWN
 from ats_gateway.services.delivery import Outbox
 
@@ -87,6 +88,16 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"since": args.since, "rows": rows}))
         return 0
+    # Sources are client text: each value escaped whole, newlines included, so a source
+    # cannot forge a report line ([21]); `ats-gateway` escapes the rest of its output too.
+    rows = [
+        {
+            **row,
+            "source": escape_nonprintable(row["source"]),
+            "job_id": escape_nonprintable(row["job_id"]),
+        }
+        for row in rows
+    ]
     by_source: Counter[str] = Counter()
     for row in rows:
         by_source[row["source"]] += row["applications"]

@@ -22,6 +22,16 @@ Outputs, on the ``bpats__Job_Board_Application__c`` record:
 
 And on the application's status record (Redis; no candidate data): ``source`` (the short
 label) and ``job_id``, which ``ats-gateway report sources`` counts.
+
+Board names with a signed channel are reserved for it ([21]): any key, a publishable one
+included, could send ``source: "Indeed"`` and make its record look like a signed Indeed Apply.
+So when the source (or, without one, ``utm_source``) names a board of :data:`SIGNED_CHANNELS`
+and the application did not come through that board's channel, the picklist is not set to
+the board, the attribution text says ``via=unsigned``, and the report's label is
+``Indeed (unsigned)``: a career-site visit from Indeed's job listing (``utm_source=Indeed``,
+which the feeds put on every job URL) still counts, apart from Indeed Apply. Values are
+written into the text with ``;`` and ``=`` replaced (``,`` and ``:``), so a ``utm_campaign``
+of ``x; via=indeed-apply`` cannot forge a field of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ GATEWAY_FIELD = "ATS_Gateway_Source__c"
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
 MAX_UTM = 255
 UNKNOWN = "(none)"
+#: board name (lower case) -> the only channel (``via``) that may claim it
+SIGNED_CHANNELS = {"indeed": "indeed-apply"}
+UNSIGNED = "unsigned"
 
 FieldErrors = list[dict[str, str]]
 
@@ -48,19 +61,33 @@ class Attribution:
     via: str = ""  # the channel: indeed-apply, key:<id>, ...
 
     @property
+    def claimed(self) -> str:
+        """The board this attribution names (source, else utm_source)."""
+        return self.source or self.utm_source
+
+    @property
+    def unsigned_claim(self) -> bool:
+        """Names a board with a signed channel without having come through it."""
+        channel = SIGNED_CHANNELS.get(self.claimed.lower())
+        return channel is not None and self.via != channel
+
+    @property
     def label(self) -> str:
         """The short name counted by the report: the source, else utm_source."""
-        return self.source or self.utm_source or UNKNOWN
+        if self.unsigned_claim:
+            return f"{self.claimed} ({UNSIGNED})"
+        return self.claimed or UNKNOWN
 
     def text(self) -> str:
+        via = self.via or (UNSIGNED if self.unsigned_claim else "")
         parts = [
-            f"{name}={value}"
+            f"{name}={value.replace(';', ',').replace('=', ':')}"
             for name, value in (
                 ("source", self.source),
                 ("utm_source", self.utm_source),
                 ("utm_medium", self.utm_medium),
                 ("utm_campaign", self.utm_campaign),
-                ("via", self.via),
+                ("via", via),
             )
             if value
         ]
@@ -114,6 +141,8 @@ class SourceRecorder:
             chosen = allowed.get(attribution.source.lower()) if attribution.source else None
             if chosen is None and not attribution.source and attribution.utm_source:
                 chosen = allowed.get(attribution.utm_source.lower())
+            if attribution.unsigned_claim:
+                chosen = None  # the board's picklist value means its signed channel
             if chosen is not None:
                 record[SOURCE_FIELD] = chosen
             else:

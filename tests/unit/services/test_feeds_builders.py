@@ -152,10 +152,14 @@ def test_attribution_fills_the_picklist_only_with_allowed_values():
     assert errors == [] and "utm_source" not in body
     record: dict = {}
     recorder.apply(record, attribution)
-    assert record == {
-        SOURCE_FIELD: "Indeed",
-        GATEWAY_FIELD: "utm_source=indeed; utm_medium=cpc; via=key:abc",
-    }
+    # [21] "Indeed" in the picklist is for Indeed Apply's signed channel: a key naming it
+    # keeps the claim in the gateway's text, with its channel, not in the picklist.
+    assert record == {GATEWAY_FIELD: "utm_source=indeed; utm_medium=cpc; via=key:abc"}
+    assert attribution.label == "indeed (unsigned)"
+    _, signed, _ = extract({"source": "Indeed"}, via="indeed-apply")
+    record = {}
+    recorder.apply(record, signed)
+    assert record == {SOURCE_FIELD: "Indeed", GATEWAY_FIELD: "source=Indeed; via=indeed-apply"}
     body, attribution, _ = extract({"source": "Meetup"}, default_source="Job Board")
     record = {SOURCE_FIELD: "Meetup"}
     recorder.apply(record, attribution)
