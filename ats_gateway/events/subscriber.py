@@ -306,9 +306,8 @@ class Subscriber:
                 if isinstance(item, tuple):  # (call, error): that call ended
                     call, error = item
                     if call is channel.call:
-                        self._channel_ended(channel, error)
+                        self._channel_ended(channel, error, opened=True)
                     continue
-                channel.retries = 0  # the stream answers: a later drop is re-opened at once
                 self._handle(topic, item)
         finally:
             for channel in channels:
@@ -408,8 +407,9 @@ class Subscriber:
         with self._calls_lock:
             self._calls = [c for c in self._calls if c is not call]
 
-    def _channel_ended(self, channel: Channel, error: Exception) -> None:
-        """A channel's call ended (or could not start): re-open it, or poll it alone."""
+    def _channel_ended(self, channel: Channel, error: Exception, *, opened: bool = False) -> None:
+        """A channel's call ended (``opened``: it had been subscribed) or could not start:
+        re-open it, or poll it alone."""
         self._close_channel(channel)
         now = self.clock()
         if isinstance(error, ReplayTooOld):
@@ -421,7 +421,7 @@ class Subscriber:
             return
         # A stream that was up and dropped is re-opened at once (then after 1 s, 2 s: the
         # guide's bounded retries with backoff); polling only when that fails.
-        channel.retries += 1
+        channel.retries = 1 if opened else channel.retries + 1
         if channel.mode == STREAM and channel.retries <= 2:
             log.info("events: %s stream ended (%s); subscribing again", channel.name, error)
             channel.next_try = now + float(2 ** (channel.retries - 1) if channel.retries > 1 else 0)

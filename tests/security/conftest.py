@@ -8,6 +8,7 @@ queued in this suite's own database.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from ats_gateway.security import KeyStore
 from sandbox_org.app import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
 
-SECURITY_DB = "/11"
 ORIGIN = "https://careers.example.com"
 #: An org job title that closes a script element ([21]): the org accepts any text.
 SCRIPT_TITLE = "</script><script>alert(1)</script> & <b>"
@@ -64,9 +64,17 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def security_sandbox(redis_url):
+def security_db(redis_databases) -> Iterator[str]:
+    """The security stack's database of the session Redis, leased for the session (a number
+    picked by hand was flushed by another module's lease under pytest-xdist's ordering)."""
+    with redis_databases.lease() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def security_sandbox(security_db):
     handle = start_in_thread(create_sandbox({"seed": "demo", "seed_jobs": 30}))
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + SECURITY_DB)
+    client = redis.Redis.from_url(security_db)
     # Created before the gateway's first snapshot, so every test sees it.
     handle.script_job_id = admin_client(handle.url, client).create(
         "bpats__Job__c",
@@ -84,9 +92,9 @@ def security_sandbox(redis_url):
 
 
 @pytest.fixture(scope="session")
-def security_stack(base_settings, redis_url, security_sandbox, tmp_path_factory) -> Stack:
+def security_stack(base_settings, security_db, security_sandbox, tmp_path_factory) -> Stack:
     settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + SECURITY_DB,
+        redis_url=security_db,
         connections={
             name: demo_connection(security_sandbox.url, name)
             for name in ("job_portal", "interview_feedback")

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -64,10 +65,18 @@ def tls(tmp_path_factory) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def stack(request, sandbox, base_settings, redis_url, tmp_path_factory, tls):
+def module_db(redis_databases) -> Iterator[str]:
+    """This module's own database of the session Redis (leased: no other module, in this
+    runner or another, flushes it while the module runs)."""
+    with redis_databases.lease() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def stack(request, sandbox, base_settings, module_db, tmp_path_factory, tls):
     settings = base_settings.replace(
         webhook_ca_file=str(tls.ca),
-        redis_url=redis_url.rsplit("/", 1)[0] + "/7",
+        redis_url=module_db,
         connections={
             "job_portal": demo_connection(sandbox.url, "job_portal"),
             "interview_feedback": ConnectionConfig(name="interview_feedback"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -43,9 +44,17 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def stack(request, sandbox, base_settings, redis_url, tmp_path_factory):
+def module_db(redis_databases) -> Iterator[str]:
+    """This module's own database of the session Redis (leased: no other module, in this
+    runner or another, flushes it while the module runs)."""
+    with redis_databases.lease() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def stack(request, sandbox, base_settings, module_db, tmp_path_factory):
     settings = base_settings.replace(
-        redis_url=redis_url.rsplit("/", 1)[0] + "/6",
+        redis_url=module_db,
         connections={
             "job_portal": demo_connection(sandbox.url, "job_portal"),
             "interview_feedback": ConnectionConfig(name="interview_feedback"),
