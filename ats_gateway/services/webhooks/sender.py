@@ -110,6 +110,7 @@ class WebhookSender:
         self.failed_attempts = 0
         self.health: str | None = None
         self._run_started = time.monotonic()
+        self._attempted = False  # this run has started an attempt
 
     def deliver(self, items: Sequence[Item], progress: ProgressRecorder) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -162,6 +163,7 @@ class WebhookSender:
         headers = signing.headers(self.endpoint.secret, item.id, item.payload["body"], self.clock())
         headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
         deadline = time.monotonic() + self.deadline_seconds
+        self._attempted = True
         try:
             answer = connection.post(list(headers.items()), body, deadline)
         except DeadlineExceeded:
@@ -209,7 +211,10 @@ class WebhookSender:
             self.health = "failing"
 
     def _run_spent(self) -> bool:
-        if self.run_seconds is None:
+        if self.run_seconds is None or not self._attempted:
+            # A run's first attempt always starts (the task's Celery limits are run + deadline
+            # + 15 s): with a deadline at or above the budget, no run ever sent anything and
+            # the endpoint's events were deferred for ever.
             return False
         # an attempt that starts must be able to end inside the run's budget
         return time.monotonic() - self._run_started + self.deadline_seconds > self.run_seconds
