@@ -104,9 +104,11 @@ class DevStack:
         child_env = {**os.environ, **env, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
         self.out = open(self.data_dir / "dev.out", "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ats_gateway.cli", "dev", "--port", str(port)]
-            + ["--sandbox-port", str(port + 10), "--data-dir", str(self.data_dir)]
-            + ["--jobs", str(jobs)],
+            [
+                *(sys.executable, "-m", "ats_gateway.cli", "dev", "--port", str(port)),
+                *("--sandbox-port", str(port + 10), "--data-dir", str(self.data_dir)),
+                *("--jobs", str(jobs)),
+            ],
             cwd=root,
             env=child_env,
             stdout=self.out,
