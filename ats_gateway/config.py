@@ -95,7 +95,7 @@ class Settings:
     budget_probe_seconds: float = 300.0  # paused or waiting: ask /limits at most this often
     jobs_hook_secret: str = field(default="", repr=False)
     cors_max_age: int = 600
-    # Consumer access (ats_gateway.security): rate limits are flask-limiter strings; a key's
+    # Consumer access (ats_gateway.security): rate limits are `limits` strings; a key's
     # own limit replaces the per-key ones; per-IP limits do not apply to secret keys.
     rate_limit_key_read: str = "600/minute"
     rate_limit_key_submit: str = "120/minute"

@@ -203,7 +203,7 @@ def main() -> int:
 
     kinds = sorted({k for r in results.values() for k in r["by_kind"]})
     lines = [
-        f"## Idle org cost, one hour ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_line()})",
+        f"## Idle org cost, one hour ({machine_line()})",
         "",
         f"`bench/idle_org.py --minutes {args.minutes:g} --jobs {args.jobs}`: `ats-gateway dev` "
         f"(worker, beat, events subscriber, gateway; {args.jobs:,} seeded jobs) left alone "
