@@ -37,6 +37,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_ACCEPTS = ("application/json",)
 _ATTR = "_ats_access"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ats-gateway"'}
+#: set by the rate limiter's counter script: the key generation read in the same round trip
+OBSERVED_GENERATION = "_ats_observed_key_generation"
 
 
 @dataclass
@@ -59,11 +61,19 @@ def spec_of(view: Callable | None) -> AccessSpec | None:
     return getattr(view, _ATTR, None) if view is not None else None
 
 
+_SPEC_KEY = "ats_gateway.access_spec"  # in the WSGI environ: one lookup per request
+
+
 def current_spec() -> AccessSpec | None:
     """The access declaration of the view this request is routed to (None: undeclared)."""
-    if request.endpoint is None:
-        return None
-    return spec_of(current_app.view_functions.get(request.endpoint))
+    environ = request.environ
+    try:
+        return environ[_SPEC_KEY]
+    except KeyError:
+        endpoint = request.endpoint
+        spec = None if endpoint is None else spec_of(current_app.view_functions.get(endpoint))
+        environ[_SPEC_KEY] = spec
+        return spec
 
 
 def _declare(view: Callable, **changes: Any) -> Callable:
@@ -174,6 +184,7 @@ def authenticate(*, fresh: bool = False) -> None:
     g.api_key = None
     g.auth_error = None
     g._ats_key_generation = None
+    setattr(g, OBSERVED_GENERATION, None)
     token = bearer_token()
     if token is None:
         g.auth_error = Unauthorized(
@@ -202,10 +213,6 @@ def authenticate(*, fresh: bool = False) -> None:
         g.auth_error = Forbidden(f"This publishable key is not bound to the origin {origin!r}.")
         return
     g.api_key = key
-
-
-#: set by the rate limiter's counter script: the key generation read in the same round trip
-OBSERVED_GENERATION = "_ats_observed_key_generation"
 
 
 def _confirm_cached_key() -> None:

@@ -192,6 +192,7 @@ def _limit_request() -> None:
     """Before the view: reads spend now (every attempt counts, failed authentications against
     the IP); submissions are refused when their cost does not fit, and spend after the
     response if it reached validation."""
+    g._ats_rate_windows = g._ats_rate_refused = g._ats_rate_cost = None
     spec = current_spec()
     if spec is None or not spec.rate_limited or request.method == "OPTIONS":
         return
