@@ -115,15 +115,18 @@ class Usage:
             if limit is not None:
                 self.limit = int(limit)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, detail: bool = False) -> dict[str, Any]:
+        """The counter; with `detail`, also the calls by kind and the OAuth logins."""
         with self._lock:
-            return {
+            out: dict[str, Any] = {
                 "used": self.used,
                 "limit": self.limit,
                 "remaining": self.limit - self.used,
-                "logins": self.logins,
-                "kinds": dict(sorted(self.kinds.items())),
             }
+            if detail:
+                out["logins"] = self.logins
+                out["kinds"] = dict(sorted(self.kinds.items()))
+            return out
 
 
 NUMERIC_FAULTS = (

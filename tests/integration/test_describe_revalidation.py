@@ -34,7 +34,7 @@ def stack_overrides():
 
 
 def usage(sandbox) -> dict:
-    return requests.get(sandbox.url + "/__sandbox__/usage", timeout=5).json()
+    return requests.get(sandbox.url + "/__sandbox__/usage?detail=1", timeout=5).json()
 
 
 def reset_usage(sandbox) -> None:
