@@ -6,12 +6,13 @@
 Starts `ats-gateway dev --jobs N` (2 gunicorn workers, as a user runs it) from this checkout
 and, with `--baseline-root`, from another checkout (e.g. a `git worktree` of main) on other
 ports; gives each a secret key with no practical rate limit (`1000000/second`: the limit is
-still counted and checked on every request), warms the listing up, then runs two `wrk` at once
-(8 connections and 2 threads each) for `--seconds`, one on `/healthz` and one on `/v1/jobs`,
-stack after stack, `--rounds` times. The machine is shared and its load changes by the second,
-so the figure that counts is the ratio listing / healthz measured at the same time on the same
-server: the server's capacity is shared between the two by what each request costs. The
-median ratio is reported with both rates and p99s. Appends a table to bench/RESULTS.md.
+still counted and checked on every request), warms the listing up, then, stack after stack,
+`--rounds` times, runs `wrk` (8 connections, 2 threads) for `--seconds` on `/healthz`, on
+`/v1/jobs`, and on `/healthz` again (`--mode sandwich`: the listing rate is compared with the
+mean of the two healthz rates around it), or on both at once (`--mode together`: the server's
+capacity is shared between the two by what each request costs). The machine is shared and its
+load changes by the second, so the figure that counts is the ratio of each round; the median
+ratio is reported with both rates and p99s. Appends a table to bench/RESULTS.md.
 Needs `wrk` (`apt-get install -y wrk`).
 """
 
@@ -69,12 +70,29 @@ def wrk_result(process: subprocess.Popen) -> dict[str, float]:
     }
 
 
+def measure(base: str, args: argparse.Namespace, headers: dict[str, str]) -> dict[str, dict]:
+    """One round on one stack: listing and healthz measured under the same load."""
+    if args.mode == "together":
+        # both at once: the server's capacity is shared by what each request costs
+        started = {name: wrk(base + path, args.seconds, headers) for name, path in PATHS.items()}
+        return {name: wrk_result(process) for name, process in started.items()}
+
+    # sandwich: healthz, listing, healthz; the listing is compared with the mean of the two
+    def one(path: str) -> dict[str, float]:
+        return wrk_result(wrk(base + path, args.seconds, headers))
+
+    before, listing, after = one(PATHS["healthz"]), one(PATHS["listing"]), one(PATHS["healthz"])
+    healthz = {k: (before[k] + after[k]) / 2 for k in before}
+    return {"healthz": healthz, "listing": listing}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--baseline-root", default="")
+    parser.add_argument("--mode", choices=["sandwich", "together"], default="sandwich")
     parser.add_argument("--port", type=int, default=18400)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -100,12 +118,7 @@ def main() -> int:
         for round_ in range(args.rounds):
             for stack in stacks:
                 base = f"http://{HOST}:{stack.port}"
-                # both at once: the same machine load for the two (it changes by the second)
-                started = {
-                    name: wrk(base + path, args.seconds, headers[stack.label])
-                    for name, path in PATHS.items()
-                }
-                result = {name: wrk_result(process) for name, process in started.items()}
+                result = measure(base, args, headers[stack.label])
                 runs[stack.label].append(result)
                 ratio = result["listing"]["rps"] / result["healthz"]["rps"]
                 print(
@@ -121,11 +134,17 @@ def main() -> int:
     lines = [
         f"## Listing vs /healthz on the same server ({machine_line()})",
         "",
-        f"`bench/listing.py --jobs {args.jobs} --rounds {args.rounds} --seconds {args.seconds:g}`:"
+        f"`bench/listing.py --jobs {args.jobs} --rounds {args.rounds} --seconds {args.seconds:g} "
+        f"--mode {args.mode}`:"
         " `ats-gateway dev` (2 gunicorn workers x 32 threads, worker, beat, events), a secret key "
-        "limited to 1,000,000/second (counted and checked on every request), one `wrk -t2 -c8` "
-        f"on `/healthz` and another at the same time on `GET /v1/jobs` (first page, "
-        f"{args.jobs:,} seeded jobs), {args.seconds:g} s, stack after stack, {args.rounds} rounds. "
+        "limited to 1,000,000/second (counted and checked on every request), `wrk -t2 -c8` "
+        f"{args.seconds:g} s per run on `GET /v1/jobs` (first page, {args.jobs:,} seeded jobs) "
+        + (
+            "and, at the same time, on `/healthz`"
+            if args.mode == "together"
+            else "between two runs on `/healthz` (ratio: listing / their mean)"
+        )
+        + f", stack after stack, {args.rounds} rounds. "
         "The machine is shared with other engineers' work (load average 10-15 on 2 CPUs): "
         "compare the ratio, taken at the same time on the same server.",
         "",
