@@ -159,7 +159,7 @@ def main() -> int:
         def med(kind: str, field: str, rounds=rounds) -> float:
             return statistics.median(r[kind][field] for r in rounds)
 
-        bad = sum(r[k]["bad"] for r in rounds for k in PATHS)
+        bad = round(sum(r[k]["bad"] for r in rounds for k in PATHS))
         lines.append(
             f"| {name} | {med('healthz', 'rps'):,.0f} | {med('listing', 'rps'):,.0f} | "
             f"{med('healthz', 'p99_ms'):.1f} | {med('listing', 'p99_ms'):.1f} | "
