@@ -296,9 +296,10 @@ class KeyStore:
                 self._cache.move_to_end(digest)
                 return Lookup(hit[0], hit[1], cached=True)
         kind, key_id = parsed
-        # The generation is read with the key in one transaction: a change made after it bumps
-        # the counter past what the cache entry records.
-        pipe = self.redis.pipeline(transaction=True)
+        # The generation is read before the key, in one round trip: a change made after that
+        # read bumps the counter past what the cache entry records. (No MULTI: Redis refuses
+        # commands queued in a transaction when it is out of memory, and reads must go on.)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.get(GENERATION)
         pipe.hgetall(_NS + key_id)
         raw_generation, raw = pipe.execute()
