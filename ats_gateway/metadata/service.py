@@ -91,6 +91,7 @@ class Metadata:
         self.public_url = public_url.rstrip("/")
         self.operations: dict[tuple[str, str], Operation] = {}
         self._memo: dict[tuple[Any, ...], Any] = {}
+        self._related_memo: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         cache.accept = self._accept
 
@@ -116,7 +117,15 @@ class Metadata:
         return self.entry(resource).describe
 
     def _related(self, resource: str) -> list[str]:
-        """The resource and every resource its schema is built from (base, nested)."""
+        """The resource and every resource its schema is built from (base, nested); the
+        contracts do not change while the process runs, so this is worked out once (the
+        version of a schema is asked on every listing)."""
+        related = self._related_memo.get(resource)
+        if related is None:
+            related = self._related_memo[resource] = self._find_related(resource)
+        return related
+
+    def _find_related(self, resource: str) -> list[str]:
         seen: list[str] = []
         stack = [resource]
         while stack:
