@@ -44,6 +44,8 @@ ORG, SNAPSHOT = "org", "snapshot"
 KEY_PREFIX = "ats-gateway:describe:"
 #: when the last scheduled revalidation of every describe ran (epoch seconds), whatever came of it
 REVALIDATED_AT = "revalidated-at"
+#: when intake last refused a picklist value the cached describe does not list (epoch seconds)
+REQUESTED_AT = "revalidation-requested-at"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class DescribeCache:
         self._down_until: dict[str, float] = {}  # connection -> no fetch before (unreachable)
         self._local: dict[tuple[str, str], tuple[CachedDescribe, float]] = {}
         self._lock = threading.Lock()
+        self._requested = 0.0
 
     def key(self, connection: str, sobject: str) -> str:
         return f"{self.key_prefix}{connection}:{sobject}"
@@ -292,6 +295,25 @@ class DescribeCache:
             return None
         try:
             value = self.redis.get(self.key_prefix + REVALIDATED_AT)
+        except redis.RedisError:
+            return None
+        return float(value) if value else None
+
+    def request_revalidation(self) -> None:
+        """Intake refused a value the org may have added since: ask beat for a revalidation
+        (it honours this at most every few minutes). At most one Redis write a second here."""
+        now = self.clock()
+        if self.redis is None or now - self._requested < 1.0:
+            return
+        self._requested = now
+        with contextlib.suppress(redis.RedisError):
+            self.redis.set(self.key_prefix + REQUESTED_AT, repr(now))
+
+    def revalidation_requested_at(self) -> float | None:
+        if self.redis is None:
+            return None
+        try:
+            value = self.redis.get(self.key_prefix + REQUESTED_AT)
         except redis.RedisError:
             return None
         return float(value) if value else None

@@ -215,7 +215,11 @@ class Metadata:
         try:
             return schema.load(payload)
         except ValidationError as exc:
-            raise InvalidInput(error_list(schema, exc.messages, resource=resource)) from None
+            errors = error_list(schema, exc.messages, resource=resource)
+            if any(e.get("code") == "not_allowed" for e in errors):
+                # a value the org may have added since our describe: revalidate soon
+                self.cache.request_revalidation()
+            raise InvalidInput(errors) from None
 
     def errors(self, resource: str, payload: Any) -> list[dict[str, str]]:
         """The validation errors of a payload (empty when valid); never raises."""
@@ -262,7 +266,11 @@ class Metadata:
         try:
             data = schema.load(raw)
         except ValidationError as exc:
-            raise InvalidInput(error_list(schema, exc.messages, resource=resource)) from None
+            errors = error_list(schema, exc.messages, resource=resource)
+            if any(e.get("code") == "not_allowed" for e in errors):
+                # a value the org may have added since our describe: revalidate soon
+                self.cache.request_revalidation()
+            raise InvalidInput(errors) from None
         base = self.contract(contract.based_on or resource)
         filters = []
         for name, flt in contract.filters.items():

@@ -7,7 +7,9 @@ value its cached describe allowed (delivery then re-describes that object at onc
 * after each full reconciliation of the jobs catalogue (the events subscriber's safety net,
   every `events_reconcile_seconds`, default 6 h, and on gaps),
 * at the latest every `describe_refresh_seconds` (default 6 h; covers a stack without a
-  subscriber), and
+  subscriber),
+* when intake refused a picklist value the cached describe does not list (an admin may have
+  just added it), at most every `REQUESTED_MIN_SECONDS` (15 min: bounded even under junk), and
 * on demand (`refresh_describes.delay(force=True)`, `ats-gateway schemas pull`).
 
 Beat only asks, every minute, whether a revalidation is due: one Redis read, no org call. A
@@ -28,10 +30,13 @@ from ats_gateway.extensions import services
 TASK = "ats_gateway.metadata.refresh_describes"
 #: how often beat asks whether a revalidation is due (a Redis read; never an org call)
 CHECK_SECONDS = 60.0
+#: a revalidation asked for by refused picklist values runs at most this often
+REQUESTED_MIN_SECONDS = 900.0
 
 
 def revalidation_due(svc: Any, now: float | None = None) -> str | None:
-    """Why the describes should be revalidated now ("reconciled", "max-age", "never"), or None."""
+    """Why the describes should be revalidated now ("reconciled", "requested", "max-age",
+    "never"), or None."""
     now = time.time() if now is None else now
     last = svc.metadata.cache.revalidated_at()
     if last is None:
@@ -39,6 +44,9 @@ def revalidation_due(svc: Any, now: float | None = None) -> str | None:
     reconciled = float(svc.events_state.read().get("last_reconcile_at") or 0)
     if reconciled > last:
         return "reconciled"
+    requested = svc.metadata.cache.revalidation_requested_at() or 0
+    if requested > last and now - last >= REQUESTED_MIN_SECONDS:
+        return "requested"
     if now - last >= svc.settings.describe_refresh_seconds:
         return "max-age"
     return None

@@ -138,3 +138,12 @@ def test_a_reconciliation_makes_a_revalidation_due_and_nothing_else_does(
     svc.metadata.cache.mark_revalidated(time.time() + 0.001)
     assert revalidation_due(check, time.time() + 3600) is None
     assert revalidation_due(check, time.time() + 6 * 3600 + 1) == "max-age"
+
+    # intake refuses a picklist value the cached describe lacks (an admin may have just added
+    # it): a revalidation is asked for, honoured at most every 15 minutes
+    marked = time.time()
+    svc.metadata.cache.mark_revalidated(marked)
+    refused = svc.metadata.errors("interview_feedback", {"recommendation": "Added an hour ago"})
+    assert any(e["code"] == "not_allowed" for e in refused), refused
+    assert revalidation_due(check, marked + 600) is None
+    assert revalidation_due(check, marked + 901) == "requested"
