@@ -41,7 +41,7 @@ search                        ``services.indexing.build_notifier`` ([22]: Google
 ============================  =====================================================
 
 Not here, on purpose: the Celery app (``tasks.celery_init_app``; Flask's convention keeps it
-at ``app.extensions["celery"]``), the rate limiter (flask-limiter binds itself to the app) and
+at ``app.extensions["celery"]``), the rate-limit counters (``security.init_app`` binds them) and
 the CAPTCHA verifier (a plug-in set at run time with ``security.set_captcha_verifier``).
 
 Adding a service: a field below, one line in :func:`build_services`, its readiness check in

@@ -62,7 +62,10 @@ class Settings:
     api_reserve_fraction: float = 0.10
     jobs_staleness_seconds: int = 60
     jobs_cache_max_age: int = 5  # Cache-Control max-age of job listings (seconds)
-    describe_refresh_seconds: int = 900
+    # Describes are revalidated after each full jobs reconciliation (events_reconcile_seconds)
+    # and at the latest this often; each costs one Describe Global call per connection.
+    describe_refresh_seconds: int = 6 * 3600
+    describe_clock_skew_seconds: float = 120.0  # If-Modified-Since starts this far back
     describe_local_ttl_seconds: float = 1.0  # how often a process re-checks the cached version
     delivery_batch_size: int = 1000
     delivery_window_seconds: float = 2.0
@@ -95,7 +98,7 @@ class Settings:
     budget_probe_seconds: float = 300.0  # paused or waiting: ask /limits at most this often
     jobs_hook_secret: str = field(default="", repr=False)
     cors_max_age: int = 600
-    # Consumer access (ats_gateway.security): rate limits are flask-limiter strings; a key's
+    # Consumer access (ats_gateway.security): rate limits are `limits` strings; a key's
     # own limit replaces the per-key ones; per-IP limits do not apply to secret keys.
     rate_limit_key_read: str = "600/minute"
     rate_limit_key_submit: str = "120/minute"

@@ -1,6 +1,7 @@
 """``/__sandbox__/``: test and benchmark controls that no real org has.
 
-* ``GET /__sandbox__/usage`` -> ``{"used", "limit", "remaining"}``;
+* ``GET /__sandbox__/usage`` -> ``{"used", "limit", "remaining"}`` (``?detail=1``: also
+  ``logins``, the OAuth token grants, and ``kinds``, the calls by method and resource);
   ``POST`` ``{"reset": true}`` / ``{"used": n}`` / ``{"limit": n}``.
 * ``GET|POST /__sandbox__/faults`` (404 unless the app was created with ``faults_enabled``):
   ``{"latency_ms", "error_rate", "lock_rate", "write_latency_ms", "upload_latency_ms",
@@ -59,7 +60,7 @@ def usage() -> Response:
         if data.get("reset"):
             sb.usage.set(used=0)
         sb.usage.set(used=data.get("used"), limit=data.get("limit"))
-    return render(sb.usage.snapshot())
+    return render(sb.usage.snapshot(detail=request.args.get("detail") == "1"))
 
 
 @admin.route("/faults", methods=["GET", "POST", "DELETE"])

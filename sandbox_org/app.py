@@ -76,6 +76,7 @@ def token() -> Response:
         params.setdefault("client_secret", auth.password or "")
     sb = sandbox()
     instance = sb.config.instance_url or request.host_url
+    sb.usage.login()
     try:
         body = sb.sessions.grant(params, instance)
     except OAuthError as err:
@@ -214,7 +215,7 @@ def _data(sb: Sandbox, version: str, rest: str) -> Response:
     body = _parse_body()
     path = "/" + rest
     cost = composite.batch_size_of(body) if path.rstrip("/") == "/composite/batch" else 1
-    if not sb.usage.take(cost):
+    if not sb.usage.take(cost, kind=f"{method} {_call_kind(path)}"):
         return _error(SfError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
     user = session.user
     caller = Caller(user.user_id, sb.perms(user), version)
@@ -256,6 +257,17 @@ def _writes_files(path: str, body: Any) -> bool:
         return False
 
     return holds(body)
+
+
+def _call_kind(path: str) -> str:
+    """The resource a call went to, without ids or object names (`/sobjects/*/describe`)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["sobjects"] and len(parts) > 1:
+        parts[1] = "*"
+        parts[2:] = ["*" if p != "describe" else p for p in parts[2:]]
+    elif len(parts) > 1:
+        parts[1:] = ["*"]
+    return "/" + "/".join(parts)
 
 
 def _is_write(method: str, body: Any) -> bool:

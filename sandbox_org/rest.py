@@ -216,13 +216,21 @@ def record_count(ctx: Ctx, params: dict[str, str]) -> Reply:
 
 
 def describe_global(ctx: Ctx) -> Reply:
+    """Describe Global. With `If-Modified-Since`, 304 when "no available object's metadata has
+    changed since the provided date" (REST API Developer Guide, Describe Global,
+    developer.salesforce.com/docs/platform/api-rest/guide/resources-describeglobal.md): the
+    newest metadata change of the objects this caller can read (each object's own describe
+    Last-Modified), so a change to an object one integration user cannot see does not make
+    that user's gateway connection re-describe anything."""
     schema = ctx.sb.schema
-    headers = {"Last-Modified": http_date(schema.global_last_modified)}
-    if _not_modified(ctx, schema.global_last_modified):
+    readable = schema.readable_objects(ctx.caller.perms)
+    changed = max((o.last_modified for o in readable), default=schema.global_last_modified)
+    headers = {"Last-Modified": http_date(changed)}
+    if _not_modified(ctx, changed):
         return Reply(304, None, headers)
     entries = [
         schema.global_entry(o, ctx.caller.perms, ctx.version)
-        for o in sorted(schema.readable_objects(ctx.caller.perms), key=lambda o: o.name)
+        for o in sorted(readable, key=lambda o: o.name)
     ]
     return Reply(200, {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": entries}, headers)
 

@@ -76,20 +76,33 @@ class SandboxConfig:
 
 
 class Usage:
-    """The org's daily API request counter (thread-safe)."""
+    """The org's daily API request counter (thread-safe).
+
+    Besides the total Salesforce counts, it keeps what each call was (``kinds``: e.g.
+    ``GET /sobjects``, ``GET /sobjects/*/describe``, ``GET /query``, ``POST /composite``) and
+    the OAuth token grants (``logins``: not API calls in Salesforce's count, but org traffic),
+    so a benchmark or test can say what an idle gateway spends its calls on."""
 
     def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
         self.limit = limit
         self.used = 0
+        self.logins = 0
+        self.kinds: dict[str, int] = {}
 
-    def take(self, n: int = 1) -> bool:
+    def take(self, n: int = 1, kind: str | None = None) -> bool:
         """Count n calls; False (and nothing counted) when the limit is already reached."""
         with self._lock:
             if self.used >= self.limit:
                 return False
             self.used += n
+            if kind:
+                self.kinds[kind] = self.kinds.get(kind, 0) + n
             return True
+
+    def login(self) -> None:
+        with self._lock:
+            self.logins += 1
 
     def header(self) -> str:
         with self._lock:
@@ -99,12 +112,24 @@ class Usage:
         with self._lock:
             if used is not None:
                 self.used = int(used)
+                if not self.used:  # a reset starts the breakdown over too
+                    self.kinds.clear()
+                    self.logins = 0
             if limit is not None:
                 self.limit = int(limit)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self, *, detail: bool = False) -> dict[str, Any]:
+        """The counter; with `detail`, also the calls by kind and the OAuth logins."""
         with self._lock:
-            return {"used": self.used, "limit": self.limit, "remaining": self.limit - self.used}
+            out: dict[str, Any] = {
+                "used": self.used,
+                "limit": self.limit,
+                "remaining": self.limit - self.used,
+            }
+            if detail:
+                out["logins"] = self.logins
+                out["kinds"] = dict(sorted(self.kinds.items()))
+            return out
 
 
 NUMERIC_FAULTS = (

@@ -62,6 +62,7 @@ def build_metadata(
         settings.schemas_dir,
         fetchers,
         local_ttl=getattr(settings, "describe_local_ttl_seconds", 1.0),
+        clock_skew=getattr(settings, "describe_clock_skew_seconds", 120.0),
     )
     return Metadata(
         load_contracts(settings.schemas_dir),

@@ -1,7 +1,11 @@
 """Describe cache: one entry per (connection, sObject) in Redis, shared by every process.
 
 An entry is revalidated against the org with `If-Modified-Since` on demand (first use, or
-`refresh()`) and on a schedule (the `ats_gateway.metadata.refresh_describes` beat task). When the
+`refresh()`), after each full reconciliation of the jobs catalogue and at the latest every
+`describe_refresh_seconds` (the `ats_gateway.metadata.refresh_describes` beat task, which asks
+`revalidated_at()` whether one is due), and at once for one object when the org refuses a
+value its cached describe allowed. A revalidation of many objects costs one Describe Global
+call per connection when nothing changed (`refresh_all`). When the
 org cannot be reached and Redis holds nothing, the snapshot in `schemas/objects/` is served and
 the entry says so (`source: "snapshot"`), which `/readyz` shows with the entry's age.
 
@@ -12,6 +16,7 @@ without a restart, and a request does not move 40 KB of JSON out of Redis.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -37,6 +42,10 @@ log = logging.getLogger(__name__)
 
 ORG, SNAPSHOT = "org", "snapshot"
 KEY_PREFIX = "ats-gateway:describe:"
+#: when the last scheduled revalidation of every describe ran (epoch seconds), whatever came of it
+REVALIDATED_AT = "revalidated-at"
+#: when intake last refused a picklist value the cached describe does not list (epoch seconds)
+REQUESTED_AT = "revalidation-requested-at"
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class DescribeCache:
         self._down_until: dict[str, float] = {}  # connection -> no fetch before (unreachable)
         self._local: dict[tuple[str, str], tuple[CachedDescribe, float]] = {}
         self._lock = threading.Lock()
+        self._requested = 0.0
 
     def key(self, connection: str, sobject: str) -> str:
         return f"{self.key_prefix}{connection}:{sobject}"
@@ -258,7 +268,11 @@ class DescribeCache:
                 entry = self._read(connection, sobject)
             except redis.RedisError:
                 return {}
-            if entry is None or entry.source != ORG or entry.error or not entry.last_modified:
+            # An entry whose last refresh failed (org down, or a describe not taken because it
+            # broke a contract) still holds the `last_modified` of its last good check, so the
+            # probe from there is right for it too; only entries never had from the org need
+            # their own describe.
+            if entry is None or entry.source != ORG or not entry.last_modified:
                 return {}
             entries.append(entry)
         oldest = min(entries, key=lambda e: e.checked_at).last_modified
@@ -274,6 +288,40 @@ class DescribeCache:
             (connection, e.sobject): self._store(replace(e, checked_at=now, last_modified=since))
             for e in entries
         }
+
+    def revalidated_at(self) -> float | None:
+        """When the last scheduled revalidation ran (None: never, or Redis cannot say)."""
+        if self.redis is None:
+            return None
+        try:
+            value = self.redis.get(self.key_prefix + REVALIDATED_AT)
+        except redis.RedisError:
+            return None
+        return float(value) if value else None
+
+    def request_revalidation(self) -> None:
+        """Intake refused a value the org may have added since: ask beat for a revalidation
+        (it honours this at most every few minutes). At most one Redis write a second here."""
+        now = self.clock()
+        if self.redis is None or now - self._requested < 1.0:
+            return
+        self._requested = now
+        with contextlib.suppress(redis.RedisError):
+            self.redis.set(self.key_prefix + REQUESTED_AT, repr(now))
+
+    def revalidation_requested_at(self) -> float | None:
+        if self.redis is None:
+            return None
+        try:
+            value = self.redis.get(self.key_prefix + REQUESTED_AT)
+        except redis.RedisError:
+            return None
+        return float(value) if value else None
+
+    def mark_revalidated(self, at: float | None = None) -> None:
+        if self.redis is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.redis.set(self.key_prefix + REVALIDATED_AT, repr(at or self.clock()))
 
     def forget(self, connection: str, sobject: str) -> None:
         """Drop an entry (tests, and `schemas pull` after writing a snapshot)."""

@@ -92,6 +92,7 @@ class Metadata:
         self.public_url = public_url.rstrip("/")
         self.operations: dict[tuple[str, str], Operation] = {}
         self._memo: dict[tuple[Any, ...], Any] = {}
+        self._related_memo: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         cache.accept = self._accept
 
@@ -117,7 +118,15 @@ class Metadata:
         return self.entry(resource).describe
 
     def _related(self, resource: str) -> list[str]:
-        """The resource and every resource its schema is built from (base, nested)."""
+        """The resource and every resource its schema is built from (base, nested); the
+        contracts do not change while the process runs, so this is worked out once (the
+        version of a schema is asked on every listing)."""
+        related = self._related_memo.get(resource)
+        if related is None:
+            related = self._related_memo[resource] = self._find_related(resource)
+        return related
+
+    def _find_related(self, resource: str) -> list[str]:
         seen: list[str] = []
         stack = [resource]
         while stack:
@@ -207,7 +216,11 @@ class Metadata:
         try:
             return schema.load(payload)
         except ValidationError as exc:
-            raise InvalidInput(error_list(schema, exc.messages, resource=resource)) from None
+            errors = error_list(schema, exc.messages, resource=resource)
+            if any(e.get("code") == "not_allowed" for e in errors):
+                # a value the org may have added since our describe: revalidate soon
+                self.cache.request_revalidation()
+            raise InvalidInput(errors) from None
 
     def errors(self, resource: str, payload: Any) -> list[dict[str, str]]:
         """The validation errors of a payload (empty when valid); never raises."""
@@ -254,7 +267,11 @@ class Metadata:
         try:
             data = schema.load(raw)
         except ValidationError as exc:
-            raise InvalidInput(error_list(schema, exc.messages, resource=resource)) from None
+            errors = error_list(schema, exc.messages, resource=resource)
+            if any(e.get("code") == "not_allowed" for e in errors):
+                # a value the org may have added since our describe: revalidate soon
+                self.cache.request_revalidation()
+            raise InvalidInput(errors) from None
         base = self.contract(contract.based_on or resource)
         filters = []
         for name, flt in contract.filters.items():

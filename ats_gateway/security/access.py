@@ -37,6 +37,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_ACCEPTS = ("application/json",)
 _ATTR = "_ats_access"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ats-gateway"'}
+#: set by the rate limiter's counter script: the key generation read in the same round trip
+OBSERVED_GENERATION = "_ats_observed_key_generation"
 
 
 @dataclass
@@ -59,11 +61,19 @@ def spec_of(view: Callable | None) -> AccessSpec | None:
     return getattr(view, _ATTR, None) if view is not None else None
 
 
+_SPEC_KEY = "ats_gateway.access_spec"  # in the WSGI environ: one lookup per request
+
+
 def current_spec() -> AccessSpec | None:
     """The access declaration of the view this request is routed to (None: undeclared)."""
-    if request.endpoint is None:
-        return None
-    return spec_of(current_app.view_functions.get(request.endpoint))
+    environ = request.environ
+    try:
+        return environ[_SPEC_KEY]
+    except KeyError:
+        endpoint = request.endpoint
+        spec = None if endpoint is None else spec_of(current_app.view_functions.get(endpoint))
+        environ[_SPEC_KEY] = spec
+        return spec
 
 
 def _declare(view: Callable, **changes: Any) -> Callable:
@@ -166,26 +176,37 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticate() -> None:
-    """Resolve the request's key into `g.api_key`; a failure is stored in `g.auth_error`."""
+def authenticate(*, fresh: bool = False) -> None:
+    """Resolve the request's key into `g.api_key`; a failure is stored in `g.auth_error`.
+
+    The key may come from this process's cache (`KeyStore.lookup`); `enforce()` then confirms
+    the key generation it was read at before the view runs (`fresh`: skip the cache)."""
     g.api_key = None
     g.auth_error = None
+    g._ats_key_generation = None
+    setattr(g, OBSERVED_GENERATION, None)
     token = bearer_token()
     if token is None:
         g.auth_error = Unauthorized(
             "Send an API key as `Authorization: Bearer <key>`.", headers=dict(_CHALLENGE)
         )
         return
+    store = key_store()
     try:
-        key = key_store().authenticate(token)
+        if fresh:
+            store.forget_cached()
+        found = store.lookup(token)
     except redis.RedisError as exc:
         raise ServiceUnavailable("The key store is unreachable; try again shortly.") from exc
-    if key is None:
+    if found is None:
         g.auth_error = Unauthorized(
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer realm="ats-gateway", error="invalid_token"'},
         )
         return
+    key = found.key
+    if found.cached:
+        g._ats_key_generation = found.generation
     origin = request.headers.get("Origin")
     if key.publishable and origin is not None and not key.allows_origin(origin):
         # Not counted against the key's budget: a foreign site cannot drain it.
@@ -194,12 +215,31 @@ def authenticate() -> None:
     g.api_key = key
 
 
+def _confirm_cached_key() -> None:
+    """A key served from the cache is confirmed against the current key generation: the one
+    the rate limiter read with its counter (no extra round trip), else one GET. When it moved
+    (a key was created or revoked anywhere), the key is looked up afresh, so a revoked key is
+    refused at its first request after the revocation."""
+    cached = getattr(g, "_ats_key_generation", None)
+    if cached is None:
+        return
+    g._ats_key_generation = None
+    observed = getattr(g, OBSERVED_GENERATION, None)
+    try:
+        current = observed if observed is not None else key_store().generation()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("The key store is unreachable; try again shortly.") from exc
+    if current != cached:
+        authenticate(fresh=True)
+
+
 def enforce() -> None:
     """Raise the deferred authentication failure, or 403 when the key lacks the scope."""
     g._ats_access_enforced = True
     spec = current_spec()
     if spec is None or spec.scope is None:
         return
+    _confirm_cached_key()
     error = getattr(g, "auth_error", None)
     if error is not None:
         raise error

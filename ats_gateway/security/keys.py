@@ -7,6 +7,14 @@ high-entropy, a plain SHA-256 of the whole key is enough to store (no salt, no s
 no dependency on the gateway's signing secret, so rotating that does not void every key).
 Verification is a constant-time compare of the hashes.
 
+Each process keeps the keys it has authenticated in memory (`KeyStore.lookup`), each with the
+generation counter it was read at; a request served from that cache is confirmed against the
+current generation in the same Redis round trip as its rate-limit counter (`ratelimit.py`), or
+with one GET where no limit applies, and looked up afresh when anything changed. So a revoked
+key is refused at its next request, on every process, and a listing does not read the key's
+hash from Redis each time. Only successful lookups are cached (bounded, least recently used):
+unknown tokens cannot fill the cache.
+
 Redis layout (one hash per key, an index set, a generation counter bumped on every change so
 per-process caches such as the CORS origin index can tell when to rebuild):
 
@@ -21,7 +29,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -156,11 +166,25 @@ def parse_plaintext(plaintext: str) -> tuple[str, str] | None:
     return PREFIX_KIND[match.group(1)], match.group(2)
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """An authenticated key, the key generation it was read at, and whether it came from this
+    process's cache (then the caller confirms the generation is still current)."""
+
+    key: ApiKey
+    generation: int
+    cached: bool
+
+
 class KeyStore:
     """API keys in Redis. Knows nothing of Flask; the CLI and the HTTP edge both use it."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, cache_size: int = 4096) -> None:
         self.redis = client
+        self.cache_size = cache_size
+        # sha256(plaintext) -> (key, generation read at); only keys that authenticated
+        self._cache: OrderedDict[str, tuple[ApiKey, int]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
 
@@ -255,6 +279,46 @@ class KeyStore:
         if not hmac.compare_digest(key.key_hash, hash_key(plaintext)):
             return None
         return key
+
+    def lookup(self, plaintext: str) -> Lookup | None:
+        """`authenticate`, from this process's cache when it holds the key.
+
+        A cached answer is as of `Lookup.generation`: the caller must compare it with the
+        current generation (`generation()`, or what the rate limiter read with its counter)
+        and call `forget_cached()` and look up again when they differ."""
+        parsed = parse_plaintext(plaintext)
+        if parsed is None:
+            return None
+        digest = hash_key(plaintext)
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+            if hit is not None:
+                self._cache.move_to_end(digest)
+                return Lookup(hit[0], hit[1], cached=True)
+        kind, key_id = parsed
+        # The generation is read before the key, in one round trip: a change made after that
+        # read bumps the counter past what the cache entry records. (No MULTI: Redis refuses
+        # commands queued in a transaction when it is out of memory, and reads must go on.)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(GENERATION)
+        pipe.hgetall(_NS + key_id)
+        raw_generation, raw = pipe.execute()
+        generation = int(raw_generation or 0)
+        key = _from_hash(key_id, raw)
+        if key is None or key.kind != kind or not key.active:
+            return None
+        if not hmac.compare_digest(key.key_hash, digest):
+            return None
+        with self._cache_lock:
+            self._cache[digest] = (key, generation)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return Lookup(key, generation, cached=False)
+
+    def forget_cached(self) -> None:
+        """Drop every cached key (the generation moved: some key was created or revoked)."""
+        with self._cache_lock:
+            self._cache.clear()
 
     def list(self, *, include_revoked: bool = True) -> list[ApiKey]:
         ids = sorted(i.decode() for i in self.redis.smembers(INDEX))

@@ -1,4 +1,4 @@
-"""Rate limits: flask-limiter on the gateway's Redis, per key and per client IP.
+"""Rate limits: fixed windows counted in the gateway's Redis, per key and per client IP.
 
 Each declared view (`require_scope` / `public`) spends from one of two budgets, "read" or
 "submit" (application submits), and each budget is counted twice:
@@ -20,33 +20,123 @@ A view may count for more than one request (`require_scope(..., cost=callable)`,
 number of applications in a batch); a request costing more than what is left is refused
 whole, and a refused request still spends (fixed windows count every attempt).
 
-Counters are shared by every gateway process through Redis (fixed windows). Responses carry
-`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds, IETF draft),
+Counters are shared by every gateway process through Redis (fixed windows, the `limits`
+library's rate-limit items, key names and window semantics), counted exactly: every request
+increments its counters in Redis before the view runs. A read costs one Redis round trip for
+all its limits: the counter script increments each window (as limits' own `incr_expire.lua`
+does: INCRBY, EXPIRE when the window starts) and in the same call reads each window's TTL (for
+the headers) and the API-key generation (which confirms a key served from the process's key
+cache, see `keys.py`). A submission tests its windows before the view (one pipelined read) and
+spends after a validated response (one script call).
+
+Why not flask-limiter's request hooks (used here before [18]): per request they resolve and
+filter every declared limit through several layers of callables and context proxies, and read
+each window back with two more Redis calls for the headers; on `GET /v1/jobs` that was most of
+the gap to `/healthz`. The budgets, identities, scopes, costs and headers are the same.
+
+Responses carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds, IETF draft),
 `RateLimit-Policy`, the `X-RateLimit-*` equivalents (reset as an epoch), and on 429 a
 `Retry-After`; the numbers are those of the most constrained limit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from dataclasses import dataclass
 
 import redis
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
-from limits.storage import RedisStorage
+from limits import RateLimitItem, parse_many
 
 from ats_gateway.errors import (
-    PROBLEM_BASE,
     ServiceUnavailable,
     TooManyRequests,
-    problem,
     redis_failure,
 )
 from ats_gateway.extensions import services
-from ats_gateway.security.access import current_spec
+from ats_gateway.security.access import OBSERVED_GENERATION, SUBMIT, current_spec
+from ats_gateway.security.keys import GENERATION
 
 EXTENSION = "ats_limiter"
+KEY_PREFIX = "LIMITS:"  # limits' own Redis prefix, so counters read as they always did
+NAMESPACE = "ats"
+
+# limits' `incr_expire.lua` for each counter (KEYS[2..]; ARGV: expiry and cost per counter),
+# then each window's PTTL and the key generation (KEYS[1]), in one round trip.
+_HIT = """
+local out = {}
+for i = 2, #KEYS do
+    local amount = tonumber(ARGV[2 * i - 2])
+    local current = redis.call("incrby", KEYS[i], amount)
+    if tonumber(current) == amount then
+        redis.call("expire", KEYS[i], ARGV[2 * i - 3])
+    end
+    out[#out + 1] = current
+    out[#out + 1] = redis.call("pttl", KEYS[i])
+end
+out[#out + 1] = redis.call("get", KEYS[1])
+return out
+"""
+
+
+@dataclass
+class Window:
+    """One limit applied to this request: its item, its counter key, and what Redis said."""
+
+    item: RateLimitItem
+    key: str
+    count: int = 0
+    ttl_ms: int = -1
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.item.amount - self.count)
+
+    @property
+    def breached(self) -> bool:
+        return self.count > self.item.amount
+
+    def reset_at(self, now: float) -> float:
+        return now + (self.ttl_ms / 1000 if self.ttl_ms > 0 else self.item.get_expiry())
+
+
+class RedisCounters:
+    """The fixed-window counters in Redis (one script call per request that spends)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._hit = client.register_script(_HIT)
+
+    def hit(self, windows: list[Window], cost: int) -> int:
+        """Spend `cost` on every window; fills in counts and TTLs; returns the key generation."""
+        args: list[int] = []
+        for w in windows:
+            args += [w.item.get_expiry(), cost]
+        reply = self._hit(keys=[GENERATION, *(w.key for w in windows)], args=args)
+        for index, w in enumerate(windows):
+            w.count, w.ttl_ms = int(reply[2 * index]), int(reply[2 * index + 1])
+        return int(reply[-1] or 0) if len(reply) > 2 * len(windows) else 0
+
+    def read(self, windows: list[Window]) -> int:
+        """Fill in counts and TTLs without spending (one pipelined round trip); returns the
+        key generation."""
+        pipe = self.redis.pipeline(transaction=False)
+        for w in windows:
+            pipe.get(w.key)
+            pipe.pttl(w.key)
+        pipe.get(GENERATION)
+        replies = pipe.execute()
+        for index, w in enumerate(windows):
+            w.count, w.ttl_ms = int(replies[2 * index] or 0), int(replies[2 * index + 1] or -1)
+        return int(replies[-1] or 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _items(text: str) -> tuple[RateLimitItem, ...]:
+    """Parsed once per distinct limit string (`100/minute;1000/hour`)."""
+    return tuple(parse_many(text)) if text else ()
 
 
 def client_ip() -> str:
@@ -60,59 +150,28 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def _budget() -> str:
-    spec = current_spec()
-    return spec.budget if spec is not None else ""
-
-
-def _applies() -> bool:
-    spec = current_spec()
-    return spec is not None and spec.rate_limited and request.method != "OPTIONS"
-
-
-def _key_limit(budget: str):
-    def provider() -> str:
-        key = getattr(g, "api_key", None)
-        if not _applies() or key is None or _budget() != budget:
-            return ""
-        if key.rate_limit:
-            return key.rate_limit
-        settings = current_app.config["SETTINGS"]
-        return (
-            settings.rate_limit_key_submit if budget == "submit" else settings.rate_limit_key_read
-        )
-
-    return provider
-
-
-def _ip_limit(budget: str):
-    def provider() -> str:
-        key = getattr(g, "api_key", None)
-        if not _applies() or (key is not None and not key.publishable) or _budget() != budget:
-            return ""
-        settings = current_app.config["SETTINGS"]
-        return settings.rate_limit_ip_submit if budget == "submit" else settings.rate_limit_ip_read
-
-    return provider
-
-
-def _key_identity() -> str:
+def _windows(spec) -> list[Window]:
+    """The limits this request spends from: per key (its own `rate_limit` or the budget's),
+    and per client IP for publishable keys and keyless requests."""
+    settings = current_app.config["SETTINGS"]
+    submit = spec.budget == SUBMIT
+    scope = f"{spec.budget}:{spec.scope or request.blueprint or 'public'}"
     key = getattr(g, "api_key", None)
-    if key is None:
-        return ""
-    # A publishable key's budget is per visitor (key and IP), never one pool for the site.
-    return f"key:{key.id}:ip:{client_ip()}" if key.publishable else f"key:{key.id}"
-
-
-def _ip_identity() -> str:
-    return f"ip:{client_ip()}"
-
-
-def _scope(_endpoint: str) -> str:
-    spec = current_spec()
-    if spec is None:
-        return "none"
-    return f"{spec.budget}:{spec.scope or request.blueprint or 'public'}"
+    found: list[tuple[RateLimitItem, str]] = []
+    if key is not None:
+        text = key.rate_limit or (
+            settings.rate_limit_key_submit if submit else settings.rate_limit_key_read
+        )
+        # A publishable key's budget is per visitor (key and IP), never one pool for the site.
+        identity = f"key:{key.id}:ip:{client_ip()}" if key.publishable else f"key:{key.id}"
+        found += [(item, identity) for item in _items(text)]
+    if key is None or key.publishable:
+        text = settings.rate_limit_ip_submit if submit else settings.rate_limit_ip_read
+        found += [(item, f"ip:{client_ip()}") for item in _items(text)]
+    return [
+        Window(item, KEY_PREFIX + item.key_for(NAMESPACE, identity, scope))
+        for item, identity in found
+    ]
 
 
 def _validated(response: Response) -> bool:
@@ -120,9 +179,8 @@ def _validated(response: Response) -> bool:
     return response.status_code < 400 or response.status_code in (409, 422)
 
 
-def _cost() -> int:
-    spec = current_spec()
-    if spec is None or spec.cost is None:
+def _cost(spec) -> int:
+    if spec.cost is None:
         return 1
     try:
         return max(1, int(spec.cost()))
@@ -130,136 +188,75 @@ def _cost() -> int:
         return 1  # a malformed body: the view will say what is wrong with it
 
 
-class _Limiter(Limiter):
-    """Fails closed, as a 503 problem, when Redis cannot count (flask-limiter would 500)."""
-
-    def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
-        try:
-            super()._check_request_limit(callable_name, in_middleware)
-        except redis.RedisError as exc:
-            raise ServiceUnavailable(
-                f"The rate-limit store (Redis) {redis_failure(exc)}; nothing of this request "
-                "was stored. Send it again later."
-            ) from exc
-
-
-def init_limiter(app: Flask) -> Limiter:
-    """A limiter bound to this app, counting in the app's Redis (shared connection pool)."""
-    settings = app.config["SETTINGS"]
-    limiter = _Limiter(
-        key_func=_ip_identity,
-        default_limits=[
-            Limit(
-                _key_limit("read"),
-                key_function=_key_identity,
-                scope=_scope,
-                cost=_cost,
-                shared=True,
-            ),
-            Limit(
-                _ip_limit("read"), key_function=_ip_identity, scope=_scope, cost=_cost, shared=True
-            ),
-            Limit(
-                _key_limit("submit"),
-                key_function=_key_identity,
-                scope=_scope,
-                cost=_cost,
-                shared=True,
-                deduct_when=_validated,
-            ),
-            Limit(
-                _ip_limit("submit"),
-                key_function=_ip_identity,
-                scope=_scope,
-                cost=_cost,
-                shared=True,
-                deduct_when=_validated,
-            ),
-        ],
-        storage_uri=settings.redis_url,
-        storage_options={"connection_pool": services(app).redis.connection_pool},
-        strategy="fixed-window",
-        key_prefix="ats",
-        headers_enabled=False,  # written below, from the most constrained limit
-        swallow_errors=False,
-    )
-    limiter.init_app(app)
-    app.extensions[EXTENSION] = limiter
-    app.register_error_handler(RateLimitExceeded, _rate_limited)
-    app.after_request(_rate_limit_headers)
-    return limiter
-
-
-def _window_stats(limiter: Limiter, limits: list[RequestLimit]) -> list[tuple[float, int]]:
-    """(reset time, remaining) of each limit: one pipelined round trip on Redis (fixed
-    windows: a counter and its TTL), where flask-limiter would make two per limit."""
-    storage = limiter.storage
-    if not isinstance(storage, RedisStorage):
-        return [(lim.window.reset_time, lim.window.remaining) for lim in limits]
-    pipe = storage.get_connection().pipeline(transaction=False)
-    for lim in limits:
-        name = storage.prefixed_key(lim.key)
-        pipe.get(name)
-        pipe.pttl(name)
-    replies = pipe.execute()
-    now = time.time()
-    stats = []
-    for index, lim in enumerate(limits):
-        count, ttl_ms = replies[2 * index], replies[2 * index + 1]
-        reset = now + (ttl_ms / 1000 if ttl_ms and ttl_ms > 0 else lim.limit.get_expiry())
-        stats.append((reset, max(0, lim.limit.amount - int(count or 0))))
-    return stats
-
-
-def _rate_limit_headers(response: Response) -> Response:
-    limiter: Limiter | None = current_app.extensions.get(EXTENSION)
-    if limiter is None or not limiter.current_limits:
-        return response
-    limits = limiter.current_limits
+def _limit_request() -> None:
+    """Before the view: reads spend now (every attempt counts, failed authentications against
+    the IP); submissions are refused when their cost does not fit, and spend after the
+    response if it reached validation."""
+    g._ats_rate_windows = g._ats_rate_refused = g._ats_rate_cost = None
+    spec = current_spec()
+    if spec is None or not spec.rate_limited or request.method == "OPTIONS":
+        return
+    windows = _windows(spec)
+    if not windows:
+        return
+    counters: RedisCounters = current_app.extensions[EXTENSION]
+    cost = _cost(spec)
+    g._ats_rate_windows = windows
     try:
-        stats = _window_stats(limiter, limits)
-    except redis.RedisError:
-        return response  # the request already failed or succeeded; headers are a courtesy
-    # Submit budgets are deducted after this hook (flask-limiter's own after_request runs
-    # later): count the pending deduction in, so the headers say what is really left.
-    if _validated(response):
-        pending = {
-            lim.limit.key_for(*args) for lim, args in limiter.context.conditional_deductions.items()
-        }
-        cost = _cost()
-        stats = [
-            (reset, max(0, left - cost) if lim.key in pending else left)
-            for (reset, left), lim in zip(stats, limits, strict=True)
-        ]
-    breached = [i for i, lim in enumerate(limits) if lim.breached]
-    # the breached limit, else the one with the least left (then the latest reset)
-    index = (
-        breached[0]
-        if breached
-        else min(range(len(limits)), key=lambda i: (stats[i][1], -stats[i][0]))
-    )
-    chosen = limits[index]
-    reset_at, remaining = stats[index]
-    if chosen.breached:
-        remaining = 0
-    reset_in = max(1, math.ceil(reset_at - time.time()))
-    policy = ", ".join(f"{lim.limit.amount};w={lim.limit.get_expiry()}" for lim in limits)
+        if spec.budget == SUBMIT:
+            setattr(g, OBSERVED_GENERATION, counters.read(windows))
+            g._ats_rate_cost = cost
+            refused = [w for w in windows if w.count + cost > w.item.amount]
+        else:
+            setattr(g, OBSERVED_GENERATION, counters.hit(windows, cost))
+            refused = [w for w in windows if w.breached]
+    except redis.RedisError as exc:
+        g._ats_rate_windows = None
+        raise ServiceUnavailable(
+            f"The rate-limit store (Redis) {redis_failure(exc)}; nothing of this request "
+            "was stored. Send it again later."
+        ) from exc
+    if refused:
+        g._ats_rate_refused = refused[0]
+        raise TooManyRequests(f"Rate limit exceeded ({refused[0].item}); see Retry-After.")
+
+
+def init_limiter(app: Flask) -> RedisCounters:
+    """Counters in the app's Redis (shared connection pool), and the hooks that spend them."""
+    counters = RedisCounters(services(app).redis)
+    app.extensions[EXTENSION] = counters
+    app.before_request(_limit_request)
+    app.after_request(_after_request)
+    return counters
+
+
+def _after_request(response: Response) -> Response:
+    windows: list[Window] | None = g.get("_ats_rate_windows")
+    if not windows:
+        return response
+    refused: Window | None = g.get("_ats_rate_refused")
+    cost = g.get("_ats_rate_cost")
+    if cost is not None and refused is None and _validated(response):
+        try:
+            current_app.extensions[EXTENSION].hit(windows, cost)
+        except redis.RedisError:
+            # The submission was accepted and stored; its spend could not be counted.
+            current_app.logger.warning("rate limit: could not count a submission's cost")
+    # the refused limit, else the one with the least left (then the latest reset)
+    now = time.time()
+    chosen = refused or min(windows, key=lambda w: (w.remaining, -w.reset_at(now)))
+    remaining = 0 if refused is not None else chosen.remaining
+    reset_at = chosen.reset_at(now)
+    reset_in = max(1, math.ceil(reset_at - now))
+    policy = ", ".join(f"{w.item.amount};w={w.item.get_expiry()}" for w in windows)
     headers = response.headers
-    headers["RateLimit-Limit"] = str(chosen.limit.amount)
+    headers["RateLimit-Limit"] = str(chosen.item.amount)
     headers["RateLimit-Remaining"] = str(remaining)
     headers["RateLimit-Reset"] = str(reset_in)
     headers["RateLimit-Policy"] = policy
-    headers["X-RateLimit-Limit"] = str(chosen.limit.amount)
+    headers["X-RateLimit-Limit"] = str(chosen.item.amount)
     headers["X-RateLimit-Remaining"] = str(remaining)
     headers["X-RateLimit-Reset"] = str(math.ceil(reset_at))
     if response.status_code == 429:
         headers["Retry-After"] = str(reset_in)
     return response
-
-
-def _rate_limited(exc: RateLimitExceeded) -> Response:
-    error = TooManyRequests(
-        f"Rate limit exceeded ({exc.limit.limit}); see Retry-After.",
-    )
-    # Retry-After itself is set by _rate_limit_headers, which knows the window's reset.
-    return problem(error.status, error.title, error.detail, type_=PROBLEM_BASE + error.slug)

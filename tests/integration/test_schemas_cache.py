@@ -83,4 +83,6 @@ def test_refresh_task_runs_in_a_worker_and_beat_schedules_it(celery_app, celery_
     assert result[f"job_portal/{'bpats__Job_Board_Application__c'}"]["source"] == "snapshot"
     assert f"interview_feedback/{FEEDBACK}" in result
     entry = celery_app.conf.beat_schedule["refresh-describes"]
-    assert entry["task"] == TASK and entry["schedule"] == 900
+    # beat only asks whether one is due (after a reconciliation, or 6 h on): a Redis read
+    assert entry["task"] == TASK and entry["schedule"] == 60
+    assert entry["kwargs"] == {"when_due": True}

@@ -5,9 +5,13 @@ A test blueprint has one endpoint per scope; the matrix sends every kind of key 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
+import redis
 from flask import Blueprint, g, request
 
 from ats_gateway import create_app
@@ -166,6 +170,51 @@ def test_revoked_key_is_401_at_once(http, sec_app):
     response = call(http, "GET", "/t/jobs", plaintext)
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+@contextmanager
+def redis_commands(redis_url: str):
+    """Every command the Redis server runs meanwhile (MONITOR), as lists of strings."""
+    seen: list[list[str]] = []
+    client = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            while not stop.is_set():
+                command = monitor.next_command()["command"]
+                seen.append(command.split())
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    time.sleep(0.2)  # MONITOR is registered once the server answered it
+    try:
+        yield seen
+    finally:
+        stop.set()
+        client.ping()  # wakes the watcher up
+        thread.join(5)
+        client.close()
+
+
+def test_a_key_is_read_once_per_process_limits_still_count_every_request(http, sec_app, redis_url):
+    store = key_store(sec_app)
+    key, plaintext = store.create(kind=SECRET, name="cached", scopes=["jobs:read"])
+    with redis_commands(redis_url) as seen:
+        for _ in range(20):
+            assert call(http, "GET", "/t/jobs", plaintext).status_code == 200
+        time.sleep(0.2)
+    mine = [c for c in seen if any(key.id in part for part in c)]
+    # the key's hash is read once; after that one script call per request counts its limit
+    # and reads the key generation (which would show a revocation, see the test above)
+    assert [c[0].upper() for c in mine].count("HGETALL") == 1
+    assert [c[0].upper() for c in mine].count("EVALSHA") == 20
+    counters = [k for k in redis.Redis.from_url(redis_url).scan_iter(match=f"LIMITS:*{key.id}*")]
+    assert len(counters) == 1
+    assert int(redis.Redis.from_url(redis_url).get(counters[0])) == 20
 
 
 def test_publishable_key_from_a_foreign_origin_is_403(http, keys):

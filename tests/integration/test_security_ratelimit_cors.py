@@ -1,4 +1,4 @@
-"""Rate limits (flask-limiter on the session's Redis) and CORS at the HTTP edge."""
+"""Rate limits (fixed windows on the session's Redis) and CORS at the HTTP edge."""
 
 from __future__ import annotations
 
