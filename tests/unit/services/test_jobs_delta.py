@@ -222,3 +222,41 @@ def test_a_repeated_change_makes_no_new_version(store, redis_client):
     changes = SnapshotChanges(writer, redis_client)
     assert changes.apply([_title(IDS[0], "Chef")]).version is None
     assert store.pointer().version == "1" and store.log_length() == 1
+
+
+def test_feeds_are_not_rebuilt_per_change_but_at_most_every_interval(store, redis_client):
+    from ats_gateway.services.feeds import FeedsService, GoneJobs, Organization
+
+    jobs = [_record(i, {"title": f"Job {n}", "city": "Berlin"}) for n, i in enumerate(IDS)]
+    store.publish(jobs, snapshot_at=1.0)
+    service = _service(store)
+    changes = SnapshotChanges(service, redis_client)
+    now = [1000.0]
+    history = GoneJobs(redis_client, prefix="test:delta:feeds-gone:")
+    history.clear()
+    feeds = FeedsService(
+        service,
+        org=Organization("Acme", job_url_template="https://acme.example/jobs/{id}"),
+        gone=history,
+        rebuild_seconds=300,
+        clock=lambda: now[0],
+    )
+    first = feeds.artifact("indeed.xml")
+    sitemap = feeds.artifact("sitemap.xml")
+    assert feeds.builds == 2
+
+    for n in range(5):  # a steady trickle of edits within the interval: no rebuild
+        changes.apply([_title(IDS[0], f"Renamed {n}")])
+        assert service.index().get(IDS[0])["title"] == f"Renamed {n}"  # listings see it
+        assert feeds.artifact("indeed.xml") is first
+    feeds.wait_rebuilt()
+    assert feeds.builds == 2
+
+    now[0] += 301  # the interval passed: the next read starts one rebuild, served the old
+    assert feeds.artifact("indeed.xml") is first
+    feeds.wait_rebuilt()
+    assert feeds.builds == 4  # the feed and the sitemap it had served, once each
+    rebuilt = feeds.artifact("indeed.xml")
+    assert b"Renamed 4" in rebuilt.body and b"Renamed 4" not in first.body
+    assert feeds.artifact("sitemap.xml") is not sitemap
+    history.clear()
