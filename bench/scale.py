@@ -207,13 +207,14 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
         for _ in range(4 * args.workers):  # every worker loads the catalogue
             response = requests.get(listing, headers=probe.http.headers, timeout=600)
             figures.public = response.json()["meta"]["total"]
-        figures.rss_quiet = worker_rss(gateway.process.pid)
         figures.healthz = wrk(url + "/healthz", None, args.seconds, args.connections)[0]
         figures.quiet = wrk(listing, key, args.seconds, args.connections)
         figures.quiet_q = wrk(search, key, args.seconds, args.connections)
         figures.feed_s, size = timed_get(f"{url}/feeds/indeed.xml?token={FEED_KEY}")
         figures.feed_mb = size / 1e6
         figures.sitemap_s = timed_get(f"{url}/jobs/sitemap.xml")[0]
+        # After the feeds (a built feed stays in the process that served it): quiet RSS.
+        figures.rss_quiet = worker_rss(gateway.process.pid)
         print(f"  {code}: quiet {figures}", flush=True)
         for rate in args.rates:
             started = time.monotonic()

@@ -469,18 +469,20 @@ class JobsService:
 
         def make() -> Rendered:
             def body() -> dict[str, Any]:
-                matched = index.match(query)
-                positions, next_key = index.page(query, matched, after)
+                # Under the index's lock: positions mean nothing once a delta moved them.
+                with index.lock:
+                    matched = index.match(query)
+                    positions, next_key = index.page(query, matched, after)
+                    data = [index.project(index.docs[i], query.fields) for i in positions]
+                    total = index.n if matched is None else len(matched)
+                    version, snapshot_at = index.version, index.snapshot_at
                 cursor = None
                 if next_key is not None:
-                    cursor = self.codec.encode(version=index.version, query=query, key=next_key)
+                    cursor = self.codec.encode(version=version, query=query, key=next_key)
                 return {
-                    "data": [index.project(index.docs[i], query.fields) for i in positions],
+                    "data": data,
                     "page": {"next_cursor": cursor, "limit": query.limit},
-                    "meta": {
-                        "total": index.n if matched is None else len(matched),
-                        "snapshot_at": iso(index.snapshot_at),
-                    },
+                    "meta": {"total": total, "snapshot_at": iso(snapshot_at)},
                 }
 
             return Rendered(etag, index.snapshot_at, body)
@@ -508,14 +510,12 @@ class JobsService:
 
         def make() -> Rendered:
             def body() -> dict[str, Any]:
-                matched = index.match(query)
-                return {
-                    "data": index.facets(query),
-                    "meta": {
-                        "total": index.n if matched is None else len(matched),
-                        "snapshot_at": iso(index.snapshot_at),
-                    },
-                }
+                with index.lock:
+                    matched = index.match(query)
+                    data = index.facets(query)
+                    total = index.n if matched is None else len(matched)
+                    snapshot_at = index.snapshot_at
+                return {"data": data, "meta": {"total": total, "snapshot_at": iso(snapshot_at)}}
 
             return Rendered(etag, index.snapshot_at, body)
 
