@@ -240,10 +240,10 @@ class JobIndex:
         self._eq: dict[str, dict[str, set[int]]] = {}
         #: folded key -> (id, value shown): the value of the record with the smallest id, so
         #: a facet shows the same spelling however the index got here
-        self._display: dict[str, dict[str, tuple[str, Any]]] = {}
+        self._display: dict[str, dict[str, tuple[str, Any] | None]] = {}
         for name in self._eq_fields:
             buckets: dict[str, set[int]] = {}
-            display: dict[str, tuple[str, Any]] = {}
+            display: dict[str, tuple[str, Any] | None] = {}
             for i, doc in enumerate(self.docs):
                 value = doc.get(name)
                 if value is None or value == "":
@@ -368,10 +368,10 @@ class JobIndex:
             if not bucket:
                 del self._eq[name][key]
                 del self._display[name][key]
-            elif self._display[name][key][0] == ident:
-                self._display[name][key] = min(
-                    (self.ids[j], self.docs[j].get(name)) for j in bucket
-                )
+            elif (self._display[name][key] or ("",))[0] == ident:
+                # Its spelling was the one shown: found again when a facet is next read
+                # (an update re-adds the record right away; no scan of the bucket for it).
+                self._display[name][key] = None
         for name, kind in self._range_kinds.items():
             if doc.get(name) in (None, ""):
                 continue
@@ -401,9 +401,13 @@ class JobIndex:
                 continue
             key = _eq_key(value)
             self._eq[name].setdefault(key, set()).add(i)
-            shown = self._display[name].get(key)
-            if shown is None or ident < shown[0]:
-                self._display[name][key] = (ident, value)
+            display = self._display[name]
+            if key not in display:
+                display[key] = (ident, value)
+            else:
+                shown = display[key]
+                if shown is not None and ident < shown[0]:
+                    display[key] = (ident, value)
         for name, kind in self._range_kinds.items():
             if doc.get(name) in (None, ""):
                 continue
@@ -607,6 +611,14 @@ class JobIndex:
                 return picked, self.key_of(picked[-1], query.sort)
             return picked, None
 
+    def _shown(self, name: str, key: str, members: AbstractSet[int]) -> Any:
+        """The spelling a facet value is shown with: that of the record with the smallest id."""
+        shown = self._display[name][key]
+        if shown is None:
+            shown = min((self.ids[j], self.docs[j].get(name)) for j in members)
+            self._display[name][key] = shown
+        return shown[1]
+
     # -- facets -------------------------------------------------------------------------
 
     def facets(self, query: JobQuery) -> dict[str, list[dict[str, Any]]]:
@@ -624,7 +636,7 @@ class JobIndex:
                 for key, members in self._eq[name].items():
                     count = len(members) if matched is None else len(members & matched)
                     if count:
-                        counts.append({"value": self._display[name][key][1], "count": count})
+                        counts.append({"value": self._shown(name, key, members), "count": count})
                 counts.sort(key=lambda c: (-c["count"], fold(str(c["value"]))))
                 out[name] = counts
             return out
