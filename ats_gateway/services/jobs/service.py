@@ -236,10 +236,12 @@ class JobsService:
                 log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
             else:
                 # Every process has the catalogue: the reconciliation is a delta (what
-                # differs), and its full result becomes the base newcomers load.
+                # differs; empty, it still moves `snapshot_at`: the catalogue is confirmed
+                # current), and when it found something the result becomes the base.
                 delta = diff(current, records, contract.id_field)
                 pointer = self.publish_delta(delta, snapshot_at=started, **info)
-                self.store.compact(pointer.version, records, snapshot_at=started)
+                if delta:
+                    self.store.compact(pointer.version, records, snapshot_at=started)
                 present = {str(r[contract.id_field]) for r in records}
                 self.left(set(delta.removals), present)
                 log.info(
