@@ -13,7 +13,7 @@ Per code: `wrk` (``--connections``, ``--seconds`` per measurement) on `/healthz`
 (`GET /v1/jobs?limit=20`) and a `q` search (`GET /v1/jobs?q=engineer`), quiet and then under
 each edit rate of ``--rates`` (title edits made through the sandbox's REST API as its admin,
 at a steady rate, for ``--edit-seconds`` in all); change -> visible is timed for every edit
-from the org's answer until `GET /v1/jobs?q=<the edit's word>` shows it (100 ms polling);
+from the org's answer until `GET /v1/jobs/{id}` shows it (one poller, 100 ms rounds);
 RSS of each gunicorn worker process when quiet and after the edits; the Indeed feed's and the
 sitemap's first (building) request. Appended to bench/RESULTS.md.
 
