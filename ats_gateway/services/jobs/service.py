@@ -231,14 +231,20 @@ class JobsService:
                 "api_calls": calls if calls is not None else "",
             }
             current = self.current_index()
-            if current is None:
+            delta = None if current is None else diff(current, records, contract.id_field)
+            if delta is None or len(delta.upserts) + len(delta.removals) > max(
+                self.store.compact_every, current.n // 2
+            ):
+                # The first load, or most of the catalogue changed (a new contract, a long
+                # outage): a full snapshot every process loads, not a delta as big as it.
                 pointer = self.store.publish(records, snapshot_at=started, **info)
                 log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
+                if delta is not None:
+                    self.left(set(delta.removals), {str(r[contract.id_field]) for r in records})
             else:
                 # Every process has the catalogue: the reconciliation is a delta (what
                 # differs; empty, it still moves `snapshot_at`: the catalogue is confirmed
                 # current), and when it found something the result becomes the base.
-                delta = diff(current, records, contract.id_field)
                 pointer = self.publish_delta(delta, snapshot_at=started, **info)
                 if delta:
                     self.store.compact(pointer.version, records, snapshot_at=started)
