@@ -528,37 +528,41 @@ class JobIndex:
         return keys
 
     def order(self, sort: SortSpec) -> tuple[list[int], list[int]]:
-        """(positions in order, rank of each position) for ``sort``; the id breaks ties.
-
-        The order is built once per sort and then kept in place by :meth:`apply`; the ranks
-        (used to order a sparse match) are recomputed from it after a change, on demand.
-        """
+        """(positions in order, rank of each position) for ``sort``; the id breaks ties."""
         with self.lock:
-            order = self._orders.get(sort)
-            if order is None:
-                columns = []
-                for name, desc in sort.keys:
-                    keys = self._sort_keys(name)
-                    dense = {v: r for r, v in enumerate(sorted({k for k in keys if k is not None}))}
-                    columns.append(
-                        [
-                            (1, 0) if k is None else (0, -dense[k] if desc else dense[k])
-                            for k in keys
-                        ]
-                    )
-                ids = self.ids
-                order = sorted(range(self.n), key=lambda i: (*[c[i] for c in columns], ids[i]))
-                if len(self._orders) > 64:
-                    self._orders.clear()
-                    self._ranks.clear()
-                self._orders[sort] = order
-            rank = self._ranks.get(sort)
-            if rank is None:
-                rank = [0] * self.n
-                for r, i in enumerate(order):
-                    rank[i] = r
-                self._ranks[sort] = rank
-            return order, rank
+            order = self._order(sort)
+            return order, self._rank(sort, order)
+
+    def _order(self, sort: SortSpec) -> list[int]:
+        """Positions in ``sort``'s order: built once per sort, then kept in place by
+        :meth:`apply`."""
+        order = self._orders.get(sort)
+        if order is None:
+            columns = []
+            for name, desc in sort.keys:
+                keys = self._sort_keys(name)
+                dense = {v: r for r, v in enumerate(sorted({k for k in keys if k is not None}))}
+                columns.append(
+                    [(1, 0) if k is None else (0, -dense[k] if desc else dense[k]) for k in keys]
+                )
+            ids = self.ids
+            order = sorted(range(self.n), key=lambda i: (*[c[i] for c in columns], ids[i]))
+            if len(self._orders) > 64:
+                self._orders.clear()
+                self._ranks.clear()
+            self._orders[sort] = order
+        return order
+
+    def _rank(self, sort: SortSpec, order: list[int]) -> list[int]:
+        """Each position's place in ``order``: O(n) after a change, so made only when a
+        sparse match needs it (a listing without filters, or a dense one, never does)."""
+        rank = self._ranks.get(sort)
+        if rank is None:
+            rank = [0] * self.n
+            for r, i in enumerate(order):
+                rank[i] = r
+            self._ranks[sort] = rank
+        return rank
 
     def key_of(self, position: int, sort: SortSpec) -> CursorKey:
         values = tuple(self._sort_keys(name)[position] for name, _ in sort.keys)
@@ -590,7 +594,7 @@ class JobIndex:
     ) -> tuple[list[int], CursorKey | None]:
         """Up to ``query.limit`` positions after ``after``, and the key to continue from."""
         with self.lock:
-            order, rank = self.order(query.sort)
+            order = self._order(query.sort)
             start = self._start(order, query.sort, after) if after is not None else 0
             want = query.limit + 1
             if matched is None:
@@ -603,7 +607,16 @@ class JobIndex:
                         picked.append(i)
                         if len(picked) == want:
                             break
+            elif query.sort not in self._ranks and len(matched) * 64 < self.n:
+                # Very sparse, just after a change: sorting the few matches by their keys
+                # is cheaper than ranking the whole catalogue again.
+                sort = query.sort
+                keyed = sorted(matched, key=lambda i: self._full_key(i, sort))
+                if start:
+                    keyed = [i for i in keyed if self._locate(order, sort, i) >= start]
+                picked = keyed[:want]
             else:
+                rank = self._rank(query.sort, order)
                 ranks = sorted(r for r in map(rank.__getitem__, matched) if r >= start)
                 picked = [order[r] for r in ranks[:want]]
             if len(picked) > query.limit:

@@ -260,3 +260,33 @@ def test_feeds_are_not_rebuilt_per_change_but_at_most_every_interval(store, redi
     assert b"Renamed 4" in rebuilt.body and b"Renamed 4" not in first.body
     assert feeds.artifact("sitemap.xml") is not sitemap
     history.clear()
+
+
+def test_a_very_sparse_match_pages_the_same_with_or_without_ranks():
+    titles = ["Python lead"] * 3 + ["Chef"] * 297
+    index = JobIndex(
+        [
+            _record(f"a0M{n:012d}AAA", {"title": t, "posted_at": f"2026-0{n % 9 + 1}-01"})
+            for n, t in enumerate(titles)
+        ],
+        CONTRACT,
+        version="1",
+    )
+    query = JobQuery(words=("python",), sort=SortSpec.parse("-posted_at"), limit=1)
+    matched = index.match(query)
+    index.apply([], [], version="2", snapshot_at=2.0)  # a change: ranks to be made again
+    pages, after = [], None
+    for _ in range(5):  # 3 matches * 64 < 300: sorted by key, no ranking of the catalogue
+        positions, after = index.page(query, matched, after)
+        pages.append((positions, after))
+        if after is None:
+            break
+    assert query.sort not in index._ranks
+    index.order(query.sort)  # now ranked: the other path must agree
+    again, after = [], None
+    for _ in range(5):
+        positions, after = index.page(query, matched, after)
+        again.append((positions, after))
+        if after is None:
+            break
+    assert pages == again and len(pages) == 3
