@@ -310,8 +310,10 @@ class JobIndex:
         """Apply one delta: ``upserts`` (whole public records) replace or add, ``removals``
         (15- or 18-character ids) leave; then the index is ``version``."""
         with self.lock:
+            moved = False
             for ident in removals:
-                self._remove(str(ident))
+                moved = self._remove(str(ident)) or moved
+            touched: list[int] = []
             for record in upserts:
                 doc = dict(record)
                 ident = str(doc[self._id_field])
@@ -328,16 +330,51 @@ class JobIndex:
                     self.docs[i] = doc
                     self.ids[i] = ident
                 self._index(i)
-            # Query results and ranks were of the old records: recomputed on demand.
-            self._memo = {}
-            self._ranks = {}
+                touched.append(i)
+            if moved:
+                # A removal moved a record to another position: every result is suspect.
+                self._memo = {}
+            else:
+                self._patch_memo(touched)
+            self._ranks = {}  # remade on demand
             self.version = version
             self.snapshot_at = snapshot_at
 
-    def _remove(self, ident: str) -> None:
+    def _patch_memo(self, touched: list[int]) -> None:
+        """Keep remembered query results (q words, IN lists, ranges) true for the records
+        at ``touched`` (positions unchanged): a title edit copies only the results it
+        changes, instead of every query recomputing its set after each change."""
+        if not touched or not self._memo:
+            return
+        word_sets = {i: self._words_of(self.docs[i]) for i in touched}
+        for key, members in list(self._memo.items()):
+            add, drop = set(), set()
+            for i in touched:
+                now = self._member(key, self.docs[i], word_sets[i])
+                if now != (i in members):
+                    (add if now else drop).add(i)
+            if add or drop:
+                self._memo[key] = (members | add) - drop
+
+    def _member(self, key: tuple[Any, ...], doc: Mapping[str, Any], found: set[str]) -> bool:
+        """Whether a record with ``doc`` (and words ``found``) is in memo entry ``key``."""
+        if len(key) == 2:  # ("q", word)
+            return any(w.startswith(key[1]) for w in found)
+        field, op, bound = key
+        value = doc.get(field)
+        if value is None or value == "":
+            return False
+        if op == "in":
+            return _eq_key(value) in bound
+        value = _sort_key(self._range_kinds[field], value)
+        return value >= bound if op == "gte" else value <= bound
+
+    def _remove(self, ident: str) -> bool:
+        """Take the record out; True when positions changed (one left, another may have
+        moved into its place)."""
         i = self._pos15.get(ident[:15])
         if i is None:
-            return
+            return False
         last = len(self.docs) - 1
         self._unindex(i)
         del self._pos15[ident[:15]]
@@ -352,6 +389,7 @@ class JobIndex:
             keys.pop()
         if i != last:
             self._index(i)
+        return True
 
     def _unindex(self, i: int) -> None:
         """Take position ``i`` out of every structure (its record and keys still in place)."""
