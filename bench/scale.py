@@ -230,11 +230,15 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
             started = time.monotonic()
             with Editor(probe, jobs, rate) as editor:
                 time.sleep(3)
+                # The same server's /healthz under the edits: how much of a drop is the
+                # machine's (the org, the subscriber and the poller share its CPUs).
+                health_under = wrk(url + "/healthz", None, args.seconds, args.connections)[0]
                 under = wrk(listing, key, args.seconds, args.connections)
                 under_q = wrk(search, key, args.seconds, args.connections)
                 time.sleep(max(0.0, started + args.edit_seconds - time.monotonic()))
                 rss_after = worker_rss(gateway.process.pid)
             figures.edits[rate] = {
+                "healthz": health_under,
                 "listing": under,
                 "q": under_q,
                 "rss_after": rss_after,
@@ -270,7 +274,8 @@ def rows(size: int, results: list[Figures], rates: list[float]) -> list[str]:
             (ru, pu), (su, spu) = e["listing"], e["q"]
             lat = e["latencies"]
             out.append(
-                f"| {size:,} ({f.public:,}) | {f.code} | {rate:g} | {f.healthz:,.0f} | "
+                f"| {size:,} ({f.public:,}) | {f.code} | {rate:g} | "
+                f"{f.healthz:,.0f} -> {e.get('healthz', 0):,.0f} | "
                 f"{rq:,.0f} ({rq / max(f.healthz, 1):.2f}x) | {pq:.0f} | "
                 f"{ru:,.0f} ({ru / max(rq, 1):.2f}x) | {pu:.0f} ({pu / max(pq, 0.1):.1f}x) | "
                 f"{sq:,.0f} / {spq:.0f} | {su:,.0f} / {spu:.0f} | "
@@ -330,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "after the edits; first Indeed feed / sitemap request (s, builds it). **The machine is "
         "shared with other jobs: compare the ratios within a row and between the two codes of "
         "one size, not absolute figures.**\n\n"
-        "| jobs (public) | code | edits/s | /healthz req/s | listing quiet req/s (x healthz) "
+        "| jobs (public) | code | edits/s | /healthz req/s quiet -> under edits | listing quiet req/s (x healthz) "
         "| p99 quiet | listing under edits (x quiet) | p99 under edits (x quiet) | q quiet "
         "| q under edits | change->visible p50 / p95 | RSS per worker | feed / sitemap s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n",
