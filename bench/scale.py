@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         "after the edits; first Indeed feed / sitemap request (s, builds it). **The machine is "
         "shared with other jobs: compare the ratios within a row and between the two codes of "
         "one size, not absolute figures.**\n\n"
-        "| jobs (public) | code | edits/s | /healthz req/s quiet -> under edits | listing quiet req/s (x healthz) "
+        "| jobs (public) | code | edits/s | /healthz req/s quiet -> under edits "
+        "| listing quiet req/s (x healthz) "
         "| p99 quiet | listing under edits (x quiet) | p99 under edits (x quiet) | q quiet "
         "| q under edits | change->visible p50 / p95 | RSS per worker | feed / sitemap s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n",
