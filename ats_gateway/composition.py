@@ -146,7 +146,8 @@ def build_services(settings: Settings) -> Services:
     jobs.gone = gone_jobs.__contains__
     # [22] every new snapshot version tells the lifecycle stream what opened, changed, closed
     job_lifecycle = JobLifecycle(redis_client)
-    jobs.left = full_reload_hook(jobs, gone_jobs, job_lifecycle)
+    jobs.left = gone_jobs.record  # every full reload reports what left to the one gone set
+    jobs.lifecycle = job_lifecycle  # [22] told of every published change
 
     feeds = build_feeds(settings, jobs, redis_client)
     feeds.gone = closed_job_lookup(feeds.gone, gone_jobs)
@@ -226,27 +227,6 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
-
-
-def full_reload_hook(jobs: JobsService, gone_jobs: GoneJobs, lifecycle: JobLifecycle):
-    """What a full reload tells (``JobsService.left``, called under the snapshot lock right
-    after the new version is published): the gone set, and the lifecycle events of the whole
-    public set (the reconciliation's path into :meth:`JobLifecycle.observe`)."""
-
-    def left(gone: set[str], present: set[str]) -> None:
-        gone_jobs.record(gone, present)
-        pointer = jobs.store.pointer()
-        snapshot = jobs.store.load(pointer.version) if pointer else None
-        if snapshot is not None:
-            lifecycle.observe(
-                snapshot.records,
-                gone,
-                id_field=jobs.contract().id_field,
-                source="reconcile",
-                full=True,
-            )
-
-    return left
 
 
 def closed_job_lookup(history, gone_jobs: GoneJobs):

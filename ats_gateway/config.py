@@ -62,6 +62,9 @@ class Settings:
     api_reserve_fraction: float = 0.10
     jobs_staleness_seconds: int = 60
     jobs_cache_max_age: int = 5  # Cache-Control max-age of job listings (seconds)
+    # Deltas in the jobs log between two full snapshots (compaction); a bigger number writes
+    # the catalogue less often, a newly started process replays more.
+    jobs_compact_every: int = 1000
     # Describes are revalidated after each full jobs reconciliation (events_reconcile_seconds)
     # and at the latest this often; each costs one Describe Global call per connection.
     describe_refresh_seconds: int = 6 * 3600
@@ -180,6 +183,9 @@ class Settings:
     hiring_org_logo: str = ""
     job_page_url_template: str = ""  # e.g. https://careers.example.com/jobs/{id}; empty: demo page
     sitemap_max_urls: int = 50000
+    # Board feeds and the sitemap are rebuilt at most this often (in the background, the
+    # previous build served meanwhile); boards read them a few times a day. 0: on each change.
+    feeds_rebuild_seconds: float = 300.0
     feed_key_indeed: str = field(default="", repr=False)
     feed_key_linkedin: str = field(default="", repr=False)
     indeed_apply_api_token: str = field(default="", repr=False)

@@ -16,6 +16,9 @@ stopped when it ends) and prints a comparison measured in the same run:
                       serve time and 304, vs building per request                  ([16])
     freshness.py      job snapshot: org calls idle and change-to-visible latency with change
                       events vs today's periodic full reload vs delta polling
+    scale.py          10,000 / 50,000 / 100,000 jobs x 1 and 10 org edits/s: listing and q
+                      req/s and p99 quiet and under edits, change->visible, RSS per process,
+                      feed builds, vs main before [18]                               ([18])
     trickle.py        steady trickles (0.1/1/10 applications/s) on 15,000 and 1,000,000-call
                       orgs: org calls, projected calls/day, latency, paced vs fixed 2 s window
 
@@ -51,6 +54,11 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "status_webhooks": ([], ["--changes", "5"], 600),
     "feeds": ([], ["--jobs", "2000", "--requests", "50"], 600),
     "trickle": ([], ["--seconds", "20", "--rates", "1", "--max-wait", "30"], 3600),
+    "scale": (
+        ["--sizes", "10000,50000,100000", "--rates", "1,10", "--seconds", "30"],
+        ["--sizes", "2000", "--seconds", "3", "--edit-seconds", "15"],
+        7200,
+    ),
 }
 
 

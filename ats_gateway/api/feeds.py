@@ -12,9 +12,11 @@ has its own secret key, given in the URL as `?token=` (a name the log redaction 
 scrubs). An empty key turns the feed off (404); a wrong or missing token is 401. Rotate a key
 by changing the setting and the URL registered with the board.
 
-Everything is built by :class:`ats_gateway.services.feeds.FeedsService` once per process and
-snapshot version and served with a strong `ETag` (the digest of the bytes) and
-`Last-Modified` (the snapshot's time); `If-None-Match` / `If-Modified-Since` get 304.
+Everything is built by :class:`ats_gateway.services.feeds.FeedsService` at most every
+`feeds_rebuild_seconds` per process (in the background; the previous build is served
+meanwhile, so no request waits for a rebuild but the very first) and served with a strong
+`ETag` (the digest of the bytes) and `Last-Modified` (the catalogue's time);
+`If-None-Match` / `If-Modified-Since` get 304.
 A closed job answers 410 here and on `GET /v1/jobs/{id}` (with `valid_through` in the past).
 
 Sitemap scope (https://www.sitemaps.org/protocol.html#location): a sitemap may list only URLs

@@ -64,7 +64,7 @@ def build_subscriber(services: Any) -> Any:
     return Subscriber(
         channel=lambda: channel_for(settings),
         auth=Auth(token),
-        changes=SnapshotChanges(services.jobs, redis_client, lifecycle=services.job_lifecycle),
+        changes=SnapshotChanges(services.jobs, redis_client),
         applications=ApplicationStatusEvents(
             redis_client, services.applications_outbox, client=lambda: client
         ),

@@ -79,6 +79,7 @@ def stack_overrides() -> dict:
         "hiring_org_logo": "https://www.redwood.example.com/logo.png",
         "job_page_url_template": PUBLIC + "/jobs/{id}",
         "sitemap_max_urls": 10,
+        "feeds_rebuild_seconds": 0,  # a closed job leaves the feeds at once (default: 5 min)
         "feed_key_indeed": FEED_KEYS["indeed"],
         "feed_key_linkedin": FEED_KEYS["linkedin"],
         "indeed_apply_api_token": "indeed-api-token",

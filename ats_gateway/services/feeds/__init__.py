@@ -8,10 +8,16 @@
     feeds.jobposting("a0M...")       -> (JSON-LD dict, etag, snapshot_at); JobNotFound / JobGone
     feeds.gone_job("a0M...")         -> what we kept of a closed job, or None
 
-Everything is built from the jobs snapshot's public read API (``JobsService.index()``: the
-decoded snapshot of the current version), **once per process and snapshot version**, and kept
-until the version changes: serving a cached feed costs one Redis GET (the snapshot pointer)
-and no org call. A job that leaves the snapshot leaves every feed at the next version.
+Feeds and the sitemap are built from a *generation*: a copy of the catalogue's record list
+(``JobsService.index().records()``, the records themselves are shared, never mutated) taken
+at one version. A new generation is taken when the catalogue has changed **and** the current
+one is ``rebuild_seconds`` old (``ATS_GATEWAY_FEEDS_REBUILD_SECONDS``, default 5 minutes),
+in a background thread that also rebuilds the files the old generation had served; requests
+keep getting the previous files meanwhile. So a change never rebuilds a 100 MB feed, and
+nothing a listing does waits for a feed (it takes no lock of this module). With
+``rebuild_seconds=0`` the first request after a change builds (tests). Serving a built file
+costs one Redis GET (the catalogue pointer) and no org call. The job's own JSON-LD is read
+from the live catalogue.
 
 Closed jobs (410): :mod:`.gone` diffs the versions it sees. ``FeedsService.gone`` is the one
 callable to re-point at issue [12]'s gone set when it lands in ``services/jobs``.
@@ -89,10 +95,14 @@ def _artifact(body: bytes, snapshot_at: float, media_type: str = XML) -> Artifac
 
 
 class _Version:
-    """What one snapshot version yields, built lazily, each file once."""
+    """One generation: the catalogue's records at one version, and the files built from it."""
 
-    def __init__(self, index: Any) -> None:
-        self.index = index
+    def __init__(self, index: Any, taken_at: float) -> None:
+        with index.lock:  # a consistent copy (records are replaced, never mutated)
+            self.version = index.version
+            self.snapshot_at = index.snapshot_at
+            self.docs = list(index.docs)
+        self.taken_at = taken_at
         self.files: dict[str, Artifact] = {}
         self.lock = threading.Lock()
 
@@ -108,6 +118,7 @@ class FeedsService:
         linkedin: LinkedInAccount | None = None,
         sitemap_part_url: str = "/sitemap-{n}.xml",
         sitemap_max_urls: int = sitemap.MAX_URLS,
+        rebuild_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
@@ -120,56 +131,91 @@ class FeedsService:
         self.linkedin = linkedin or LinkedInAccount()
         self.sitemap_part_url = sitemap_part_url
         self.sitemap_max_urls = sitemap_max_urls
+        self.rebuild_seconds = float(rebuild_seconds)
         self.clock = clock
         self._current: _Version | None = None
         self._lock = threading.Lock()
+        self._background: threading.Thread | None = None
         self.builds = 0  # files built by this process (tests, bench)
+        self.build_seconds: dict[str, float] = {}  # the last build's duration per file
 
     # -- per version -------------------------------------------------------------------
 
     def _version(self) -> _Version:
         index = self.jobs.index()  # SnapshotUnavailable -> 503 at the edge
         current = self._current
-        if current is not None and current.index.version == index.version:
+        if current is None or (current.version != index.version and self.rebuild_seconds <= 0):
+            with self._lock:
+                current = self._current
+                if current is None or current.version != index.version:
+                    current = self._take(index)
+                    self._current = current
             return current
-        with self._lock:
-            current = self._current
-            if current is None or current.index.version != index.version:
-                self._observe(index)
-                current = self._current = _Version(index)
+        if (
+            current.version != index.version
+            and self.clock() - current.taken_at >= self.rebuild_seconds
+        ):
+            self._rebuild_soon(current)
         return current
 
-    def _observe(self, index: Any) -> None:
-        """Diff this version against the one before it (versions are consecutive integers;
-        the store keeps a replaced snapshot a while), so a job closed between two versions
-        answers 410 even when no feed was read in between."""
-        seen = self.history.seen_version()
-        try:
-            previous = str(int(index.version) - 1)
-            behind = seen is None or int(seen) < int(previous)
-        except ValueError:
-            behind = False
-        if behind:
-            snapshot = self.jobs.store.load(previous)
-            if snapshot is not None:
-                self.history.observe(previous, snapshot.records)
-        self.history.observe(index.version, index.docs)
+    def _take(self, index: Any) -> _Version:
+        version = _Version(index, self.clock())
+        self._observe(version)
+        return version
+
+    def _rebuild_soon(self, old: _Version) -> None:
+        """A new generation in the background, with the files ``old`` had served built before
+        it replaces ``old`` (a board's next fetch does not wait for a 100 MB build)."""
+        with self._lock:
+            running = self._background
+            if (running is not None and running.is_alive()) or self._current is not old:
+                return
+
+            def run() -> None:
+                try:
+                    new = self._take(self.jobs.index())
+                    for name in list(old.files):
+                        if name in FEEDS or name == "sitemap.xml":
+                            self._build(new, name)
+                    self._current = new
+                except Exception:  # the previous files keep being served; next request retries
+                    log.exception("feeds rebuild failed")
+
+            self._background = threading.Thread(target=run, name="feeds-rebuild", daemon=True)
+            self._background.start()
+
+    def wait_rebuilt(self, timeout: float = 60.0) -> None:
+        """Wait for a background rebuild (tests, bench)."""
+        running = self._background
+        if running is not None:
+            running.join(timeout)
+
+    def _observe(self, version: _Version) -> None:
+        """Diff this generation against the last one diffed (shared by every process, see
+        :mod:`.gone`), so a job that left answers 410."""
+        self.history.observe(version.version, version.docs)
 
     def _build(self, version: _Version, name: str) -> None:
-        index = version.index
-        at = index.snapshot_at
+        started = time.perf_counter()
+        try:
+            self._build_file(version, name)
+        finally:
+            self.build_seconds[name] = time.perf_counter() - started
+
+    def _build_file(self, version: _Version, name: str) -> None:
+        at = version.snapshot_at
         self.builds += 1
         if name == "indeed.xml":
-            body = indeed_feed.build(index.docs, self.org, built_at=at, apply=self.indeed_apply)
+            body = indeed_feed.build(version.docs, self.org, built_at=at, apply=self.indeed_apply)
             version.files[name] = _artifact(body, at)
         elif name == "linkedin.xml":
-            body = linkedin_feed.build(index.docs, self.org, built_at=at, account=self.linkedin)
+            body = linkedin_feed.build(version.docs, self.org, built_at=at, account=self.linkedin)
             version.files[name] = _artifact(body, at)
         else:
             changed = self.history.changed_at()
             fallback = sitemap.w3c_datetime(at)[:10]
             entries = []
-            for doc in index.docs:
+            for doc in version.docs:
                 when = changed.get(str(doc["id"])[:15])
                 if when is not None:
                     lastmod = sitemap.w3c_datetime(when)
@@ -186,7 +232,7 @@ class FeedsService:
                 version.files[file_name] = _artifact(body, at)
 
     def artifact(self, name: str) -> Artifact:
-        """A feed or sitemap file of the current snapshot version (built on first use)."""
+        """A feed or sitemap file of the current generation (built on first use)."""
         version = self._version()
         found = version.files.get(name)
         if found is not None:
@@ -207,17 +253,18 @@ class FeedsService:
     # -- one job -----------------------------------------------------------------------
 
     def gone_job(self, job_id: str) -> dict[str, Any] | None:
-        """What we kept of ``job_id`` if it was public and is closed now (after making sure
-        the current version was diffed), else None."""
-        version = self._version()
-        if version.index.get(job_id) is not None:
+        """What we kept of ``job_id`` if it was public and is closed now, else None."""
+        self._version()  # the generation diffed (the first one: everything is live)
+        index = self.jobs.index()
+        if index.get(job_id) is not None:
             return None
         return self.gone(job_id)
 
     def jobposting(self, job_id: str) -> tuple[dict[str, Any], str, float]:
-        """The job's JSON-LD, an ETag and the snapshot time; JobGone or JobNotFound."""
-        version = self._version()
-        index = version.index
+        """The job's JSON-LD (from the live catalogue), an ETag and the catalogue's time;
+        JobGone or JobNotFound."""
+        self._version()
+        index = self.jobs.index()
         doc = index.get(job_id)
         if doc is None:
             info = self.gone(job_id)
@@ -257,4 +304,5 @@ def build_feeds(settings: Any, jobs: Any, redis_client: Any) -> FeedsService:
         linkedin=LinkedInAccount(settings.linkedin_company_id, settings.linkedin_poster_email),
         sitemap_part_url=public + "/sitemap-{n}.xml",  # at the root: see api/feeds.py
         sitemap_max_urls=settings.sitemap_max_urls,
+        rebuild_seconds=settings.feeds_rebuild_seconds,
     )

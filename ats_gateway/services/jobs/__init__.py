@@ -1,4 +1,5 @@
-"""The jobs flow: a versioned snapshot of every public job, searched and paged in process.
+"""The jobs flow: every public job, kept in each process by versioned deltas, searched and
+paged in process (a full snapshot loads a starting process; see :mod:`.store`).
 
     service = services().jobs                   # a JobsService (built by `build_service`)
     service.list_jobs(request.args)             -> Rendered (etag, snapshot_at, body())
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ats_gateway.services.jobs.contract import JobsContract, from_metadata
+from ats_gateway.services.jobs.delta import Delta
 from ats_gateway.services.jobs.engine import CursorCodec, JobIndex, JobQuery, SortSpec
 from ats_gateway.services.jobs.errors import (
     CursorGone,
@@ -34,6 +36,7 @@ from ats_gateway.services.jobs.store import SnapshotStore
 __all__ = [
     "CursorCodec",
     "CursorGone",
+    "Delta",
     "JobGone",
     "JobIndex",
     "JobNotFound",
@@ -103,7 +106,11 @@ def build_service(
 
     staleness = float(settings.jobs_staleness_seconds)
     return JobsService(
-        SnapshotStore(redis_client, keep_seconds=int(max(600, 10 * staleness))),
+        SnapshotStore(
+            redis_client,
+            keep_seconds=int(max(600, 10 * staleness)),
+            compact_every=settings.jobs_compact_every,
+        ),
         contract=view.contract,
         source=source,
         describe=view.describe,

@@ -1,7 +1,11 @@
-"""Keeping the jobs snapshot current from changes, without reloading it.
+"""Keeping the jobs catalogue current from changes, without reloading it.
+
+Each batch becomes one :class:`~ats_gateway.services.jobs.delta.Delta` (whole public records
+changed, ids that left) published with :meth:`JobsService.publish_delta`: appended to the log
+in Redis and applied in place by every process; nothing rewrites the catalogue.
 
     changes = SnapshotChanges(service, redis_client)
-    changes.apply([JobChange(...), ...])     one new snapshot version per batch (ETag changes)
+    changes.apply([JobChange(...), ...])     one delta (a new version) per batch (ETag changes)
     changes.poll(watermark)                  delta polling: one queryAll since the watermark
     changes.reconcile(reason)                the full reload, marking what left as gone
 
@@ -29,8 +33,8 @@ import redis
 
 from ats_gateway.salesforce import soql
 from ats_gateway.services.jobs.contract import FixedCondition, JobsContract
+from ats_gateway.services.jobs.delta import Delta
 from ats_gateway.services.jobs.errors import RefreshFailed
-from ats_gateway.services.jobs.lifecycle import JobLifecycle
 from ats_gateway.services.jobs.source import snapshot_query, to_public
 
 log = logging.getLogger(__name__)
@@ -205,12 +209,9 @@ class SnapshotChanges:
         redis_client: redis.Redis,
         *,
         gone: GoneJobs | None = None,
-        lifecycle: JobLifecycle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
-        #: [22] told what came, changed and left with each new version (None: nobody listens)
-        self.lifecycle = lifecycle
         self.store = service.store
         self.redis = redis_client
         self.gone = gone or GoneJobs(redis_client)
@@ -246,30 +247,36 @@ class SnapshotChanges:
         lock = self.store.lock(self.service.lock_timeout)
         lock.acquire(blocking=True, blocking_timeout=self.service.lock_timeout)
         try:
-            pointer = self.store.pointer()
-            snapshot = self.store.load(pointer.version) if pointer else None
-            if snapshot is None:
+            index = self.service.current_index()  # this process's copy, caught up
+            if index is None:
                 raise RefreshFailed("no snapshot to apply changes to")
             contract = self.service.contract()
             id_field = contract.id_field
-            by_id = {str(r[id_field])[:15]: r for r in snapshot.records}
+            #: 15-char id -> the record as this batch leaves it (None: not public)
+            pending: dict[str, dict[str, Any] | None] = {}
             today = self._today()
             reread: dict[str, str] = {}
-            left: set[str] = set()  # 15-char ids that were public and are not any more
+            left: set[str] = set()  # ids that were public and are not any more
             came: set[str] = set()
 
+            def current(ident: str) -> dict[str, Any] | None:
+                key = ident[:15]
+                return pending[key] if key in pending else index.get(key)
+
             def remove(ident: str) -> None:
-                if by_id.pop(ident[:15], None) is not None:
+                if current(ident) is not None:
+                    pending[ident[:15]] = None
                     left.add(ident)
+                    came.discard(ident)  # came and left in one batch: it is gone
                     report.removed += 1
 
             def upsert(record: dict[str, Any]) -> None:
-                key = str(record[id_field])[:15]
-                if by_id.get(key) == record:
+                ident = str(record[id_field])
+                if current(ident) == record:
                     return  # a change applied twice (replay, polling overlap): no new version
-                by_id[key] = record
-                came.add(str(record[id_field]))
-                left.discard(str(record[id_field]))
+                pending[ident[:15]] = record
+                came.add(ident)
+                left.discard(ident)
                 report.upserted += 1
 
             for change in changes:
@@ -289,11 +296,11 @@ class SnapshotChanges:
                         else:
                             remove(rid)
                     elif kind == "UPDATE":
-                        current = by_id.get(rid[:15])
+                        found = current(rid)
                         if fails_filter(contract, change.values, today):
                             remove(rid)
                             reread.pop(rid[:15], None)
-                        elif current is None:
+                        elif found is None:
                             # Not public before: public now only if a filter field changed,
                             # and then the event does not carry the rest of the record.
                             lowered = _lower(change.values)
@@ -304,7 +311,7 @@ class SnapshotChanges:
                             else:
                                 report.skipped += 1
                         else:
-                            upsert({**current, **public_values(contract, change.values)})
+                            upsert({**found, **public_values(contract, change.values)})
                             if change.needs_reread:
                                 reread[rid[:15]] = rid
                     else:  # GAP_CREATE / GAP_UPDATE / GAP_UNDELETE, or CREATE lacking fields
@@ -315,29 +322,29 @@ class SnapshotChanges:
                     raise RefreshFailed(f"{len(ids)} ids to re-read: reconcile instead")
                 rows, calls = self.reread(contract, ids)
                 report.reread_ids, report.query_calls = len(ids), calls
-                found = {str(r[id_field])[:15] for r in rows}
+                found_ids = {str(r[id_field])[:15] for r in rows}
                 for row in rows:
                     upsert(row)
                 for key, rid in reread.items():
-                    if key not in found:
+                    if key not in found_ids:
                         remove(rid)
             if not (report.upserted or report.removed):
                 return report
-            records = list(by_id.values())
-            now = self.clock()
-            new = self.store.publish(
-                records, snapshot_at=now, duration_ms=0, api_calls=report.query_calls, delta="1"
+            # What the batch did, against the version it started from: one delta.
+            delta = Delta(
+                upserts=tuple(r for r in pending.values() if r is not None),
+                removals=tuple(
+                    str(index.get(key)[id_field])  # type: ignore[index]
+                    for key, r in pending.items()
+                    if r is None and index.get(key) is not None
+                ),
+            )
+            new = self.service.publish_delta(
+                delta, snapshot_at=self.clock(), duration_ms=0, api_calls=report.query_calls
             )
             report.version = new.version
             self.gone.add(left - came)
             self.gone.discard(came)
-            if self.lifecycle is not None:  # [22] lifecycle events: the one call of this path
-                self.lifecycle.observe(
-                    [by_id[k] for k in {i[:15] for i in came} if k in by_id],
-                    [i for i in left if i[:15] not in by_id],
-                    id_field=id_field,
-                    source="changes",
-                )
             return report
         finally:
             with contextlib.suppress(redis.exceptions.LockError):
@@ -363,7 +370,7 @@ class SnapshotChanges:
         changes = []
         newest = watermark
         for row in rows:
-            stamp = _parse_datetime(row.get("SystemModstamp"))
+            stamp = soql.parse_datetime(row.get("SystemModstamp"))
             if stamp is not None and stamp > newest:
                 newest = stamp
             values = {k: v for k, v in row.items() if k not in ("attributes",)}
@@ -381,14 +388,13 @@ class SnapshotChanges:
         by_api = {f.api_name.lower(): f.name for f in contract.fields}
         if not dated or any(c.field.lower() not in by_api for c in dated):
             return ApplyReport()
-        pointer = self.store.pointer()
-        snapshot = self.store.load(pointer.version) if pointer else None
-        if snapshot is None:
+        index = self.service.current_index()
+        if index is None:
             return ApplyReport()
         today = self._today()
         expired = [
             str(r[contract.id_field])
-            for r in snapshot.records
+            for r in index.records()
             if any(not _holds(c, r.get(by_api[c.field.lower()]), today) for c in dated)
         ]
         if not expired:
@@ -399,18 +405,6 @@ class SnapshotChanges:
         """The full reload (safety net); jobs that left the public set meanwhile become gone
         (the service reports them to :meth:`GoneJobs.record` on every full reload)."""
         return self.service.refresh(blocking=True)
-
-
-def _parse_datetime(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    text = str(value).replace("Z", "+00:00")
-    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 __all__ = [

@@ -1,8 +1,9 @@
 """The in-memory jobs engine: index one snapshot, then filter, search, sort, page and count.
 
 Pure functions and classes over plain records (dicts keyed by public field names); no I/O.
-A :class:`JobIndex` is built once per snapshot version and shared, read-only, by every request
-of the process, so a listing costs a few set intersections and a slice, not a scan:
+A :class:`JobIndex` is built once from a full snapshot, then kept current in place by deltas
+(:meth:`JobIndex.apply`), and shared by every request of the process, so a listing costs a few
+set intersections and a slice, not a scan:
 
 * equality / IN filters: value -> set of positions, per filterable field (case- and
   accent-insensitive, as Salesforce compares text);
@@ -13,8 +14,8 @@ of the process, so a listing costs a few set intersections and a slice, not a sc
   as the tiebreak so the order is total and stable, empty values last in both directions.
 
 Paging is keyset: a cursor carries the sort key and id of the last record shown, so the next
-page is "everything after that key" in whatever snapshot is current, never a repeated or
-skipped row within one snapshot, and a consistent continuation after a refresh.
+page is "everything after that key" in whatever version is current, never a repeated or
+skipped row within one version, and a consistent continuation after a delta or a refresh.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -198,7 +202,20 @@ def _value_key(sort: SortSpec, values: Sequence[Any], ident: str) -> tuple[Any, 
 
 
 class JobIndex:
-    """One snapshot's records, indexed for filtering, search, sorting and facets."""
+    """The public jobs' records, indexed for filtering, search, sorting and facets.
+
+    Built in bulk from a snapshot, then kept current **in place** by :meth:`apply` (a delta:
+    changed records and removed ids): only the changed records' entries in the posting
+    lists, ranges, vocabulary, sort keys and cached sort orders move, so a change costs what
+    changed, not the catalogue. Positions are dense (a removal moves the last record into
+    the freed position), so ``docs`` and ``ids`` never hold holes and memory does not grow
+    under a steady stream of edits.
+
+    Every gunicorn thread shares one index: readers hold :attr:`lock` while they compute a
+    page or facets, :meth:`apply` holds it while it mutates (a few microseconds per record).
+    Records are never mutated: an update replaces the dict, so a copy of ``docs`` taken under
+    the lock (:meth:`records`) stays a consistent catalogue while the index moves on.
+    """
 
     def __init__(
         self,
@@ -208,56 +225,263 @@ class JobIndex:
         version: str = "",
         snapshot_at: float = 0.0,
     ) -> None:
+        self.lock = threading.RLock()
         self.contract = contract
         self.version = version
         self.snapshot_at = snapshot_at
-        id_field = contract.id_field
+        id_field = self._id_field = contract.id_field
         self.docs: list[dict[str, Any]] = sorted(
             (dict(r) for r in records), key=lambda r: str(r[id_field])
         )
         self.ids: list[str] = [str(d[id_field]) for d in self.docs]
-        self.n = len(self.docs)
         self._pos15 = {ident[:15]: i for i, ident in enumerate(self.ids)}
-        self._eq: dict[str, dict[str, frozenset[int]]] = {}
-        self._display: dict[str, dict[str, Any]] = {}
-        eq_fields = {f.field for f in contract.filters if f.op == "in"} | set(contract.facets)
-        for name in eq_fields:
+        self._eq_fields = sorted({f.field for f in contract.filters if f.op == "in"})
+        self._eq_fields = sorted(set(self._eq_fields) | set(contract.facets))
+        self._eq: dict[str, dict[str, set[int]]] = {}
+        #: folded key -> (id, value shown): the value of the record with the smallest id, so
+        #: a facet shows the same spelling however the index got here
+        self._display: dict[str, dict[str, tuple[str, Any] | None]] = {}
+        for name in self._eq_fields:
             buckets: dict[str, set[int]] = {}
-            display: dict[str, Any] = {}
+            display: dict[str, tuple[str, Any] | None] = {}
             for i, doc in enumerate(self.docs):
                 value = doc.get(name)
                 if value is None or value == "":
                     continue
                 key = _eq_key(value)
                 buckets.setdefault(key, set()).add(i)
-                display.setdefault(key, value)
-            self._eq[name] = {k: frozenset(v) for k, v in buckets.items()}
+                display.setdefault(key, (self.ids[i], value))
+            self._eq[name] = buckets
             self._display[name] = display
-        self._ranges: dict[str, tuple[list[Any], list[int]]] = {}
+        self._range_kinds: dict[str, str] = {}
         for flt in contract.filters:
-            if flt.op == "in" or flt.field in self._ranges:
-                continue
-            kind = contract.field(flt.field).kind
+            if flt.op != "in":
+                self._range_kinds.setdefault(flt.field, contract.field(flt.field).kind)
+        self._ranges: dict[str, tuple[list[Any], list[int]]] = {}
+        for name, kind in self._range_kinds.items():
             pairs = [
-                (_sort_key(kind, doc.get(flt.field)), i)
+                (_sort_key(kind, doc.get(name)), i)
                 for i, doc in enumerate(self.docs)
-                if doc.get(flt.field) not in (None, "")
+                if doc.get(name) not in (None, "")
             ]
             pairs.sort()
-            self._ranges[flt.field] = ([p[0] for p in pairs], [p[1] for p in pairs])
+            self._ranges[name] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        self._searchable = [
+            (name, contract.field(name).kind == "html") for name in contract.searchable
+        ]
         vocab: dict[str, set[int]] = {}
-        for name in contract.searchable:
-            html = contract.field(name).kind == "html"
-            for i, doc in enumerate(self.docs):
-                value = doc.get(name)
-                if value:
-                    for word in words(strip_html(value) if html else str(value)):
-                        vocab.setdefault(word, set()).add(i)
-        self._vocab = {k: frozenset(v) for k, v in vocab.items()}
-        self._tokens = sorted(self._vocab)
+        for i, doc in enumerate(self.docs):
+            for word in self._words_of(doc):
+                vocab.setdefault(word, set()).add(i)
+        self._vocab = vocab
+        self._tokens = sorted(vocab)
         self._keys: dict[str, list[Any]] = {}
-        self._orders: dict[SortSpec, tuple[list[int], list[int]]] = {}
+        self._orders: dict[SortSpec, list[int]] = {}
+        self._ranks: dict[SortSpec, list[int]] = {}
         self._memo: dict[tuple[Any, ...], frozenset[int]] = {}
+
+    @property
+    def n(self) -> int:
+        return len(self.docs)
+
+    def records(self) -> list[dict[str, Any]]:
+        """A consistent copy of the catalogue (the list only; records are never mutated)."""
+        with self.lock:
+            return list(self.docs)
+
+    def _words_of(self, doc: Mapping[str, Any]) -> set[str]:
+        found: set[str] = set()
+        for name, html in self._searchable:
+            value = doc.get(name)
+            if value:
+                found.update(words(strip_html(value) if html else str(value)))
+        return found
+
+    # -- changes in place ---------------------------------------------------------------
+
+    def apply(
+        self,
+        upserts: Iterable[Mapping[str, Any]],
+        removals: Iterable[str],
+        *,
+        version: str,
+        snapshot_at: float,
+    ) -> None:
+        """Apply one delta: ``upserts`` (whole public records) replace or add, ``removals``
+        (15- or 18-character ids) leave; then the index is ``version``."""
+        with self.lock:
+            moved = False
+            for ident in removals:
+                moved = self._remove(str(ident)) or moved
+            touched: list[int] = []
+            for record in upserts:
+                doc = dict(record)
+                ident = str(doc[self._id_field])
+                i = self._pos15.get(ident[:15])
+                if i is None:
+                    i = len(self.docs)
+                    self.docs.append(doc)
+                    self.ids.append(ident)
+                    for keys in self._keys.values():
+                        keys.append(None)
+                    self._pos15[ident[:15]] = i
+                else:
+                    self._unindex(i)
+                    self.docs[i] = doc
+                    self.ids[i] = ident
+                self._index(i)
+                touched.append(i)
+            if moved:
+                # A removal moved a record to another position: every result is suspect.
+                self._memo = {}
+            else:
+                self._patch_memo(touched)
+            self._ranks = {}  # remade on demand
+            self.version = version
+            self.snapshot_at = snapshot_at
+
+    def _patch_memo(self, touched: list[int]) -> None:
+        """Keep remembered query results (q words, IN lists, ranges) true for the records
+        at ``touched`` (positions unchanged): a title edit copies only the results it
+        changes, instead of every query recomputing its set after each change."""
+        if not touched or not self._memo:
+            return
+        word_sets = {i: self._words_of(self.docs[i]) for i in touched}
+        for key, members in list(self._memo.items()):
+            add, drop = set(), set()
+            for i in touched:
+                now = self._member(key, self.docs[i], word_sets[i])
+                if now != (i in members):
+                    (add if now else drop).add(i)
+            if add or drop:
+                self._memo[key] = (members | add) - drop
+
+    def _member(self, key: tuple[Any, ...], doc: Mapping[str, Any], found: set[str]) -> bool:
+        """Whether a record with ``doc`` (and words ``found``) is in memo entry ``key``."""
+        if len(key) == 2:  # ("q", word)
+            return any(w.startswith(key[1]) for w in found)
+        field, op, bound = key
+        value = doc.get(field)
+        if value is None or value == "":
+            return False
+        if op == "in":
+            return _eq_key(value) in bound
+        value = _sort_key(self._range_kinds[field], value)
+        return value >= bound if op == "gte" else value <= bound
+
+    def _remove(self, ident: str) -> bool:
+        """Take the record out; True when positions changed (one left, another may have
+        moved into its place)."""
+        i = self._pos15.get(ident[:15])
+        if i is None:
+            return False
+        last = len(self.docs) - 1
+        self._unindex(i)
+        del self._pos15[ident[:15]]
+        if i != last:
+            # Keep positions dense: the last record moves into the freed place.
+            self._unindex(last)
+            self.docs[i], self.ids[i] = self.docs[last], self.ids[last]
+            self._pos15[self.ids[i][:15]] = i
+        self.docs.pop()
+        self.ids.pop()
+        for keys in self._keys.values():
+            keys.pop()
+        if i != last:
+            self._index(i)
+        return True
+
+    def _unindex(self, i: int) -> None:
+        """Take position ``i`` out of every structure (its record and keys still in place)."""
+        doc, ident = self.docs[i], self.ids[i]
+        for sort, order in self._orders.items():
+            del order[self._locate(order, sort, i)]
+        for name in self._eq_fields:
+            value = doc.get(name)
+            if value is None or value == "":
+                continue
+            key = _eq_key(value)
+            bucket = self._eq[name][key]
+            bucket.discard(i)
+            if not bucket:
+                del self._eq[name][key]
+                del self._display[name][key]
+            elif (self._display[name][key] or ("",))[0] == ident:
+                # Its spelling was the one shown: found again when a facet is next read
+                # (an update re-adds the record right away; no scan of the bucket for it).
+                self._display[name][key] = None
+        for name, kind in self._range_kinds.items():
+            if doc.get(name) in (None, ""):
+                continue
+            keys, positions = self._ranges[name]
+            j = bisect.bisect_left(keys, _sort_key(kind, doc.get(name)))
+            while positions[j] != i:
+                j += 1
+            del keys[j]
+            del positions[j]
+        for word in self._words_of(doc):
+            members = self._vocab[word]
+            members.discard(i)
+            if not members:
+                del self._vocab[word]
+                del self._tokens[bisect.bisect_left(self._tokens, word)]
+
+    def _index(self, i: int) -> None:
+        """Put position ``i`` (``docs[i]`` / ``ids[i]`` set) into every structure."""
+        doc, ident = self.docs[i], self.ids[i]
+        for name, keys in self._keys.items():
+            keys[i] = _sort_key(self.contract.field(name).kind, doc.get(name))
+        for sort, order in self._orders.items():
+            order.insert(self._insertion(order, sort, i), i)
+        for name in self._eq_fields:
+            value = doc.get(name)
+            if value is None or value == "":
+                continue
+            key = _eq_key(value)
+            self._eq[name].setdefault(key, set()).add(i)
+            display = self._display[name]
+            if key not in display:
+                display[key] = (ident, value)
+            else:
+                shown = display[key]
+                if shown is not None and ident < shown[0]:
+                    display[key] = (ident, value)
+        for name, kind in self._range_kinds.items():
+            if doc.get(name) in (None, ""):
+                continue
+            keys, positions = self._ranges[name]
+            value = _sort_key(kind, doc.get(name))
+            j = bisect.bisect_right(keys, value)
+            keys.insert(j, value)
+            positions.insert(j, i)
+        for word in self._words_of(doc):
+            members = self._vocab.get(word)
+            if members is None:
+                members = self._vocab[word] = set()
+                bisect.insort(self._tokens, word)
+            members.add(i)
+
+    def _full_key(self, i: int, sort: SortSpec) -> tuple[Any, ...]:
+        here = self.key_of(i, sort)
+        return _value_key(sort, here.values, here.id)
+
+    def _insertion(self, order: list[int], sort: SortSpec, i: int) -> int:
+        """Where position ``i`` belongs in ``order`` (binary search by its key)."""
+        target = self._full_key(i, sort)
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._full_key(order[mid], sort) < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _locate(self, order: list[int], sort: SortSpec, i: int) -> int:
+        j = self._insertion(order, sort, i)
+        if j < len(order) and order[j] == i:
+            return j
+        return order.index(i)  # not reached: keys are unique (the id breaks ties)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -265,12 +489,13 @@ class JobIndex:
         """The record with this 15- or 18-character id, or None."""
         if not _ID.match(job_id):
             return None
-        i = self._pos15.get(job_id[:15])
-        if i is None:
-            return None
-        if len(job_id) == 18 and job_id[15:].upper() != self.ids[i][15:].upper():
-            return None
-        return self.docs[i]
+        with self.lock:
+            i = self._pos15.get(job_id[:15])
+            if i is None:
+                return None
+            if len(job_id) == 18 and job_id[15:].upper() != self.ids[i][15:].upper():
+                return None
+            return self.docs[i]
 
     def project(self, doc: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
         names = fields or self.contract.exposed
@@ -286,7 +511,7 @@ class JobIndex:
             found = self._memo[key] = frozenset(compute())
         return found
 
-    def _word_set(self, word: str) -> frozenset[int]:
+    def _word_set(self, word: str) -> AbstractSet[int]:
         def compute() -> set[int]:
             hits: set[int] = set()
             i = bisect.bisect_left(self._tokens, word)
@@ -297,7 +522,7 @@ class JobIndex:
 
         return self._memoized(("q", word), compute)
 
-    def _range_set(self, field: str, op: str, bound: Any) -> frozenset[int]:
+    def _range_set(self, field: str, op: str, bound: Any) -> AbstractSet[int]:
         keys, positions = self._ranges[field]
 
         def compute() -> list[int]:
@@ -307,15 +532,15 @@ class JobIndex:
 
         return self._memoized((field, op, bound), compute)
 
-    def _in_set(self, field: str, keys: tuple[str, ...]) -> frozenset[int]:
+    def _in_set(self, field: str, keys: tuple[str, ...]) -> AbstractSet[int]:
         buckets = self._eq.get(field, {})
-        if len(keys) == 1:
-            return buckets.get(keys[0], _EMPTY)
+        # Memoized even for one value: the buckets are mutable sets (kept in place), and a
+        # frozen copy per version is what lets intersections return them without copying.
         return self._memoized((field, "in", keys), lambda: _union(buckets, keys))
 
-    def constraint_sets(self, query: JobQuery) -> list[tuple[str, frozenset[int]]]:
+    def constraint_sets(self, query: JobQuery) -> list[tuple[str, AbstractSet[int]]]:
         """(field constrained, matching positions) for each constraint of ``query``."""
-        sets: list[tuple[str, frozenset[int]]] = []
+        sets: list[tuple[str, AbstractSet[int]]] = []
         for param, keys in query.filters:
             flt = self.contract.filter(param)
             sets.append((flt.field, self._in_set(flt.field, keys)))
@@ -328,7 +553,8 @@ class JobIndex:
 
     def match(self, query: JobQuery) -> frozenset[int] | None:
         """Positions matching every constraint; None means every record."""
-        return _intersect([s for _, s in self.constraint_sets(query)])
+        with self.lock:
+            return _intersect([s for _, s in self.constraint_sets(query)])
 
     # -- ordering and paging ------------------------------------------------------------
 
@@ -341,8 +567,15 @@ class JobIndex:
 
     def order(self, sort: SortSpec) -> tuple[list[int], list[int]]:
         """(positions in order, rank of each position) for ``sort``; the id breaks ties."""
-        found = self._orders.get(sort)
-        if found is None:
+        with self.lock:
+            order = self._order(sort)
+            return order, self._rank(sort, order)
+
+    def _order(self, sort: SortSpec) -> list[int]:
+        """Positions in ``sort``'s order: built once per sort, then kept in place by
+        :meth:`apply`."""
+        order = self._orders.get(sort)
+        if order is None:
             columns = []
             for name, desc in sort.keys:
                 keys = self._sort_keys(name)
@@ -352,13 +585,22 @@ class JobIndex:
                 )
             ids = self.ids
             order = sorted(range(self.n), key=lambda i: (*[c[i] for c in columns], ids[i]))
+            if len(self._orders) > 64:
+                self._orders.clear()
+                self._ranks.clear()
+            self._orders[sort] = order
+        return order
+
+    def _rank(self, sort: SortSpec, order: list[int]) -> list[int]:
+        """Each position's place in ``order``: O(n) after a change, so made only when a
+        sparse match needs it (a listing without filters, or a dense one, never does)."""
+        rank = self._ranks.get(sort)
+        if rank is None:
             rank = [0] * self.n
             for r, i in enumerate(order):
                 rank[i] = r
-            if len(self._orders) > 64:
-                self._orders.clear()
-            found = self._orders[sort] = (order, rank)
-        return found
+            self._ranks[sort] = rank
+        return rank
 
     def key_of(self, position: int, sort: SortSpec) -> CursorKey:
         values = tuple(self._sort_keys(name)[position] for name, _ in sort.keys)
@@ -366,7 +608,7 @@ class JobIndex:
 
     def _start(self, order: list[int], sort: SortSpec, after: CursorKey) -> int:
         """The first place in ``order`` strictly after ``after`` (binary search by value, so a
-        key cut from another snapshot lands where it belongs in this one)."""
+        key cut from another version lands where it belongs in this one)."""
         if len(after.values) != len(sort.keys):
             raise CursorGone("the cursor does not fit this sort")
         try:
@@ -374,9 +616,7 @@ class JobIndex:
             lo, hi = 0, len(order)
             while lo < hi:
                 mid = (lo + hi) // 2
-                i = order[mid]
-                here = self.key_of(i, sort)
-                if _value_key(sort, here.values, here.id) > target:
+                if self._full_key(order[mid], sort) > target:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -387,30 +627,48 @@ class JobIndex:
     def page(
         self,
         query: JobQuery,
-        matched: frozenset[int] | None,
+        matched: AbstractSet[int] | None,
         after: CursorKey | None = None,
     ) -> tuple[list[int], CursorKey | None]:
         """Up to ``query.limit`` positions after ``after``, and the key to continue from."""
-        order, rank = self.order(query.sort)
-        start = self._start(order, query.sort, after) if after is not None else 0
-        want = query.limit + 1
-        if matched is None:
-            picked = order[start : start + want]
-        elif len(matched) * 16 >= self.n:
-            # Dense: walk the order; about limit * n / len(matched) steps.
-            picked = []
-            for i in order[start:] if start else order:
-                if i in matched:
-                    picked.append(i)
-                    if len(picked) == want:
-                        break
-        else:
-            ranks = sorted(r for r in map(rank.__getitem__, matched) if r >= start)
-            picked = [order[r] for r in ranks[:want]]
-        if len(picked) > query.limit:
-            picked = picked[: query.limit]
-            return picked, self.key_of(picked[-1], query.sort)
-        return picked, None
+        with self.lock:
+            order = self._order(query.sort)
+            start = self._start(order, query.sort, after) if after is not None else 0
+            want = query.limit + 1
+            if matched is None:
+                picked = order[start : start + want]
+            elif len(matched) * 16 >= self.n:
+                # Dense: walk the order; about limit * n / len(matched) steps.
+                picked = []
+                for i in itertools.islice(order, start, None):
+                    if i in matched:
+                        picked.append(i)
+                        if len(picked) == want:
+                            break
+            elif query.sort not in self._ranks and len(matched) * 64 < self.n:
+                # Very sparse, just after a change: sorting the few matches by their keys
+                # is cheaper than ranking the whole catalogue again.
+                sort = query.sort
+                keyed = sorted(matched, key=lambda i: self._full_key(i, sort))
+                if start:
+                    keyed = [i for i in keyed if self._locate(order, sort, i) >= start]
+                picked = keyed[:want]
+            else:
+                rank = self._rank(query.sort, order)
+                ranks = sorted(r for r in map(rank.__getitem__, matched) if r >= start)
+                picked = [order[r] for r in ranks[:want]]
+            if len(picked) > query.limit:
+                picked = picked[: query.limit]
+                return picked, self.key_of(picked[-1], query.sort)
+            return picked, None
+
+    def _shown(self, name: str, key: str, members: AbstractSet[int]) -> Any:
+        """The spelling a facet value is shown with: that of the record with the smallest id."""
+        shown = self._display[name][key]
+        if shown is None:
+            shown = min((self.ids[j], self.docs[j].get(name)) for j in members)
+            self._display[name][key] = shown
+        return shown[1]
 
     # -- facets -------------------------------------------------------------------------
 
@@ -420,28 +678,29 @@ class JobIndex:
         So a menu shows, for each department, how many jobs choosing it would list given the
         other filters: the count of ``department=X`` is that listing's ``meta.total``.
         """
-        sets = self.constraint_sets(query)
-        out: dict[str, list[dict[str, Any]]] = {}
-        for name in self.contract.facets:
-            matched = _intersect([s for field, s in sets if field != name])
-            counts = []
-            for key, members in self._eq[name].items():
-                count = len(members) if matched is None else len(members & matched)
-                if count:
-                    counts.append({"value": self._display[name][key], "count": count})
-            counts.sort(key=lambda c: (-c["count"], fold(str(c["value"]))))
-            out[name] = counts
-        return out
+        with self.lock:
+            sets = self.constraint_sets(query)
+            out: dict[str, list[dict[str, Any]]] = {}
+            for name in self.contract.facets:
+                matched = _intersect([s for field, s in sets if field != name])
+                counts = []
+                for key, members in self._eq[name].items():
+                    count = len(members) if matched is None else len(members & matched)
+                    if count:
+                        counts.append({"value": self._shown(name, key, members), "count": count})
+                counts.sort(key=lambda c: (-c["count"], fold(str(c["value"]))))
+                out[name] = counts
+            return out
 
 
-def _union(buckets: Mapping[str, frozenset[int]], keys: Iterable[str]) -> set[int]:
+def _union(buckets: Mapping[str, AbstractSet[int]], keys: Iterable[str]) -> set[int]:
     out: set[int] = set()
     for key in keys:
         out |= buckets.get(key, _EMPTY)
     return out
 
 
-def _intersect(sets: list[frozenset[int]]) -> frozenset[int] | None:
+def _intersect(sets: list[AbstractSet[int]]) -> frozenset[int] | None:
     if not sets:
         return None
     sets = sorted(sets, key=len)

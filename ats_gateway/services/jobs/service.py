@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import logging
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 import redis
 
 from ats_gateway.services.jobs.contract import JobsContract
+from ats_gateway.services.jobs.delta import Delta, diff
 from ats_gateway.services.jobs.engine import CONTROLS, CursorCodec, JobIndex, JobQuery, from_listing
 from ats_gateway.services.jobs.errors import (
     JobGone,
@@ -31,8 +33,9 @@ from ats_gateway.services.jobs.errors import (
     RefreshFailed,
     SnapshotUnavailable,
 )
+from ats_gateway.services.jobs.lifecycle import JobLifecycle
 from ats_gateway.services.jobs.source import RecordSource, load_public_jobs
-from ats_gateway.services.jobs.store import LocalCache, Pointer, SnapshotStore
+from ats_gateway.services.jobs.store import Entry, LocalCache, Pointer, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,11 @@ class JobsService:
         self.lock_timeout = lock_timeout
         self.clock = clock
         self.cache = LocalCache()
+        #: this process's counts (tests, bench): deltas applied in place, full loads
+        #: (a start, a process too far behind), compactions written
+        self.deltas_applied = 0
+        self.full_loads = 0
+        self.compactions = 0
         self._responses: OrderedDict[str, Rendered] = OrderedDict()
         self._responses_lock = threading.Lock()
         self._responses_version = ""
@@ -136,6 +144,8 @@ class JobsService:
         #: Told, after each full reload, which ids left the public set and which are in it
         #: (so a job closed in the org answers 410 whatever path noticed it first).
         self.left: Callable[[set[str], set[str]], Any] = lambda gone, present: None
+        #: [22] told of every published change (opened / public fields changed / closed)
+        self.lifecycle: JobLifecycle | None = None
 
     def parse(self, args: Args, contract: JobsContract, *, listing: bool = True) -> JobQuery:
         """Validate query parameters with the metadata layer's `job_filters` schema
@@ -219,28 +229,103 @@ class JobsService:
             calls = None
             if calls_before is not None:
                 calls = getattr(client, "api_calls", 0) - calls_before
-            previous = self._published_ids(contract.id_field)
-            pointer = self.store.publish(
-                records,
-                snapshot_at=started,
-                duration_ms=round((self.clock() - started) * 1000),
-                api_calls=calls if calls is not None else "",
-            )
-            log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
-            # The first load too ([22]: it is the lifecycle's baseline; nothing left yet).
+            info = {
+                "duration_ms": round((self.clock() - started) * 1000),
+                "api_calls": calls if calls is not None else "",
+            }
+            current = self.current_index()
+            delta = None if current is None else diff(current, records, contract.id_field)
             present = {str(r[contract.id_field]) for r in records}
-            self.left((previous or set()) - present, present)
+            if delta is None or len(delta.upserts) + len(delta.removals) > max(
+                self.store.compact_every, current.n // 2
+            ):
+                # The first load, or most of the catalogue changed (a new contract, a long
+                # outage): a full snapshot every process loads, not a delta as big as it.
+                pointer = self.store.publish(records, snapshot_at=started, **info)
+                log.info("jobs snapshot %s: %d jobs", pointer.version, len(records))
+                gone = set(delta.removals) if delta is not None else set()
+                self.left(gone, present)
+                if self.lifecycle is not None:
+                    # The whole public set: on the first load, the lifecycle's baseline ([22]).
+                    self.lifecycle.observe(
+                        records,
+                        sorted(gone),
+                        id_field=contract.id_field,
+                        source="reconcile",
+                        full=True,
+                    )
+            else:
+                # Every process has the catalogue: the reconciliation is a delta (what
+                # differs; empty, it still moves `snapshot_at`: the catalogue is confirmed
+                # current), and when it found something the result becomes the base.
+                pointer = self.publish_delta(delta, snapshot_at=started, source="reconcile", **info)
+                if delta:
+                    self.store.compact(pointer.version, records, snapshot_at=started)
+                self.left(set(delta.removals), present)
+                log.info(
+                    "jobs reconciled at %s: %d jobs, %d changed, %d left",
+                    pointer.version,
+                    len(records),
+                    len(delta.upserts),
+                    len(delta.removals),
+                )
             return RefreshResult("refreshed", pointer.version, len(records), calls)
         finally:
             # A lock that expired while we worked has nothing to undo.
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
 
-    def _published_ids(self, id_field: str) -> set[str] | None:
-        """The ids of the current snapshot (None: there is none yet)."""
-        pointer = self.store.pointer()
-        snapshot = self.store.load(pointer.version) if pointer else None
-        return None if snapshot is None else {str(r[id_field]) for r in snapshot.records}
+    def publish_delta(
+        self, delta: Delta, *, snapshot_at: float, source: str = "changes", **info: Any
+    ) -> Pointer:
+        """Append ``delta`` to the log as the next version (the caller holds the writers'
+        lock and computed it against :meth:`current_index`), apply it to this process's
+        index, and compact the log every ``store.compact_every`` versions.
+
+        The one place every change to the catalogue passes (events, polling, pruning,
+        reconciliation): ``delta.opened`` / ``changed`` / ``closed`` are known here, and the
+        lifecycle events ([22]: webhooks, search engines) are told here, after the publish.
+        """
+        index = self.current_index()
+        if index is None:
+            raise RefreshFailed("no catalogue to apply a delta to")
+        id_field = index.contract.id_field
+        with index.lock:
+            upserted = [str(r[id_field]) for r in delta.upserts]
+            delta = Delta(
+                delta.upserts,
+                delta.removals,
+                opened=tuple(i for i in upserted if index.get(i) is None),
+                changed=tuple(i for i in upserted if index.get(i) is not None),
+                closed=tuple(i for i in delta.removals if index.get(i) is not None),
+            )
+            count = index.n + len(delta.opened) - len(delta.closed)
+        pointer = self.store.append(
+            [dict(r) for r in delta.upserts],
+            list(delta.removals),
+            snapshot_at=snapshot_at,
+            count=count,
+            **info,
+        )
+        with self.cache.lock:
+            if self.cache.current is index and int(index.version) == int(pointer.version) - 1:
+                index.apply(
+                    delta.upserts,
+                    delta.removals,
+                    version=pointer.version,
+                    snapshot_at=snapshot_at,
+                )
+                self.deltas_applied += 1
+        if self.lifecycle is not None:
+            self.lifecycle.observe(
+                list(delta.upserts), list(delta.closed), id_field=id_field, source=source
+            )
+        if int(pointer.version) - int(self.store.base() or 0) >= self.store.compact_every:
+            current = self.current_index()
+            if current is not None and current.version == pointer.version:
+                self.store.compact(pointer.version, current.records(), snapshot_at=snapshot_at)
+                self.compactions += 1
+        return pointer
 
     def _refresh_soon(self) -> None:
         """A stale snapshot: refresh in the background (one process at a time, throttled)."""
@@ -294,27 +379,90 @@ class JobsService:
         )
 
     def index(self) -> JobIndex:
-        """The current snapshot, decoded and indexed (once per process and version)."""
+        """The current catalogue, indexed: this process's copy, caught up with the log."""
         pointer = self._pointer()
-
-        def build() -> JobIndex:
-            snapshot = self.store.load(pointer.version)
-            if snapshot is None:
-                raise SnapshotUnavailable("The job snapshot expired while being read; retry.")
-            return JobIndex(
-                snapshot.records,
-                self.contract(),
-                version=snapshot.version,
-                snapshot_at=snapshot.snapshot_at,
-            )
-
-        index = self.cache.get(pointer.version, build)
+        index = self._synced(pointer)
         if index.version != self._responses_version:
-            # Answers of older snapshots would keep their (large) index alive: drop them.
+            # Answers of older versions would show old records: drop them.
             with self._responses_lock:
                 self._responses.clear()
                 self._responses_version = index.version
         return index
+
+    def current_index(self) -> JobIndex | None:
+        """Like :meth:`index` but never loads from the org: None when there is no catalogue."""
+        pointer = self.store.pointer()
+        return None if pointer is None else self._synced(pointer)
+
+    def _synced(self, pointer: Pointer) -> JobIndex:
+        contract = self.contract()
+        found = self.cache.current
+        if found is not None and found.version == pointer.version and found.contract is contract:
+            return found
+        with self.cache.lock:  # one catch-up per process, not one per thread
+            found = self.cache.current
+            if found is not None and found.contract is not contract:
+                if found.contract != contract:
+                    # Another contract (a describe refresh): re-index what we have.
+                    found = JobIndex(
+                        found.records(),
+                        contract,
+                        version=found.version,
+                        snapshot_at=found.snapshot_at,
+                    )
+                else:
+                    found.contract = contract
+                self.cache.current = found
+            if found is not None and found.version == pointer.version:
+                return found
+            if found is not None and int(found.version) < int(pointer.version):
+                entries = self.store.entries(found.version, pointer.version)
+                if _contiguous(entries, found.version, pointer.version):
+                    for entry in entries:
+                        found.apply(
+                            entry.upserts,
+                            entry.removals,
+                            version=entry.version,
+                            snapshot_at=entry.snapshot_at,
+                        )
+                    self.deltas_applied += len(entries)
+                    return found
+            built = self._load(pointer, contract)
+            self.cache.current = None  # one live copy: the old one goes before the next
+            self.cache.current = built
+            self.full_loads += 1
+            # The index is long-lived and large: keep the cyclic GC from walking it on every
+            # full collection (refcounting still frees what deltas replace).
+            gc.freeze()
+            return built
+
+    def _load(self, pointer: Pointer, contract: JobsContract) -> JobIndex:
+        """The newest full snapshot, with the log replayed from its version to ``pointer``."""
+        for _ in range(3):  # a new base written meanwhile: start over from it
+            base = self.store.base() or pointer.version  # (a store written before the log)
+            snapshot = self.store.load(base)
+            if snapshot is None:
+                continue
+            index = JobIndex(
+                snapshot.records,
+                contract,
+                version=snapshot.version,
+                snapshot_at=snapshot.snapshot_at,
+            )
+            del snapshot
+            if int(index.version) >= int(pointer.version):
+                return index
+            entries = self.store.entries(index.version, pointer.version)
+            if _contiguous(entries, index.version, pointer.version):
+                for entry in entries:
+                    index.apply(
+                        entry.upserts,
+                        entry.removals,
+                        version=entry.version,
+                        snapshot_at=entry.snapshot_at,
+                    )
+                return index
+        raise SnapshotUnavailable("The job catalogue changed while being read; retry.")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -348,18 +496,20 @@ class JobsService:
 
         def make() -> Rendered:
             def body() -> dict[str, Any]:
-                matched = index.match(query)
-                positions, next_key = index.page(query, matched, after)
+                # Under the index's lock: positions mean nothing once a delta moved them.
+                with index.lock:
+                    matched = index.match(query)
+                    positions, next_key = index.page(query, matched, after)
+                    data = [index.project(index.docs[i], query.fields) for i in positions]
+                    total = index.n if matched is None else len(matched)
+                    version, snapshot_at = index.version, index.snapshot_at
                 cursor = None
                 if next_key is not None:
-                    cursor = self.codec.encode(version=index.version, query=query, key=next_key)
+                    cursor = self.codec.encode(version=version, query=query, key=next_key)
                 return {
-                    "data": [index.project(index.docs[i], query.fields) for i in positions],
+                    "data": data,
                     "page": {"next_cursor": cursor, "limit": query.limit},
-                    "meta": {
-                        "total": index.n if matched is None else len(matched),
-                        "snapshot_at": iso(index.snapshot_at),
-                    },
+                    "meta": {"total": total, "snapshot_at": iso(snapshot_at)},
                 }
 
             return Rendered(etag, index.snapshot_at, body)
@@ -387,14 +537,12 @@ class JobsService:
 
         def make() -> Rendered:
             def body() -> dict[str, Any]:
-                matched = index.match(query)
-                return {
-                    "data": index.facets(query),
-                    "meta": {
-                        "total": index.n if matched is None else len(matched),
-                        "snapshot_at": iso(index.snapshot_at),
-                    },
-                }
+                with index.lock:
+                    matched = index.match(query)
+                    data = index.facets(query)
+                    total = index.n if matched is None else len(matched)
+                    snapshot_at = index.snapshot_at
+                return {"data": data, "meta": {"total": total, "snapshot_at": iso(snapshot_at)}}
 
             return Rendered(etag, index.snapshot_at, body)
 
@@ -426,3 +574,10 @@ class JobsService:
         stale = age > 2 * self.staleness + 5 and not self.kept_current()
         state = "degraded" if error or stale else "ok"
         return state, details
+
+
+def _contiguous(entries: Sequence[Entry], after: str, upto: str) -> bool:
+    """Whether ``entries`` are exactly the deltas of the versions after ``after`` to ``upto``
+    (not trimmed away, no full snapshot among them)."""
+    expected = list(range(int(after) + 1, int(upto) + 1))
+    return [int(e.version) for e in entries] == expected and all(e.kind == "delta" for e in entries)

@@ -1,22 +1,34 @@
-"""The versioned jobs snapshot in Redis, and each process's decoded copy of it.
+"""The versioned jobs catalogue in Redis: full snapshots now and then, a log of deltas between.
 
 Redis keys (prefix ``ats-gateway:jobs:``)::
 
     current          "<version>|<snapshot_at>"  the one GET a request makes
+    seq              INCR counter of versions (each version is one entry of ``log``)
+    log              Redis Stream, one entry per version, id "<version>-1":
+                       kind=delta     at, up (JSON: whole public records added or changed),
+                                      rm (JSON: ids that left)
+                       kind=snapshot  at (load ``snapshot:<version>`` instead of replaying)
+    base             the version of the newest full snapshot
     snapshot:<v>     zlib(JSON {version, snapshot_at, records}); expires a while after replaced
-    seq              INCR counter of versions
     status           hash: last_success_at, count, duration_ms, api_calls, last_error, ...
-    refresh-lock     single-flight lock of refreshes (every process, every path)
+    refresh-lock     single-flight lock of every writer (refresh, deltas, compaction)
     cooldown         throttles on-demand refresh attempts (SET NX EX)
 
-A refresh writes the new snapshot and moves ``current`` in one MULTI, so a reader sees the
-old snapshot or the new one, never a mix. A failed refresh leaves ``current`` alone (the last
-snapshot keeps being served) and records the error for ``/readyz``.
+A change costs one small log entry, not a catalogue: a process that is at version ``v`` reads
+the entries after ``v`` (XRANGE) and applies them to its index in place. A full snapshot is
+written at the first load, on reconciliation and at compaction (every ``compact_every``
+deltas): ``base`` then points at it and the log is trimmed to start at the *previous* base
+(XTRIM MINID), so the log stays bounded and a process at most one snapshot behind still
+replays; one further behind (or at a trimmed or missing version) loads ``base`` and replays
+from there.
+
+Each write moves the log, ``current`` and ``status`` in one MULTI, so a reader that sees
+version ``v`` in ``current`` finds its entry in the log. A failed refresh leaves ``current``
+alone (the last catalogue keeps being served) and records the error for ``/readyz``.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import threading
@@ -51,8 +63,24 @@ class Snapshot:
     records: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One version of the log: a delta, or the mark of a full snapshot to load instead."""
+
+    version: str
+    snapshot_at: float
+    kind: str  # "delta" | "snapshot"
+    upserts: list[dict[str, Any]]
+    removals: list[str]
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 class SnapshotStore:
-    """Reads and writes snapshots; knows nothing of Salesforce or of the query engine."""
+    """Reads and writes snapshots and the delta log; knows nothing of Salesforce or of the
+    query engine. Writers hold :meth:`lock`."""
 
     def __init__(
         self,
@@ -60,11 +88,13 @@ class SnapshotStore:
         *,
         key_prefix: str = KEY_PREFIX,
         keep_seconds: int = 3600,
+        compact_every: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis_client
         self.prefix = key_prefix
         self.keep_seconds = keep_seconds
+        self.compact_every = max(1, int(compact_every))
         self.clock = clock
 
     def key(self, name: str) -> str:
@@ -79,6 +109,11 @@ class SnapshotStore:
         version, _, at = raw.decode().partition("|")
         return Pointer(version, float(at or 0))
 
+    def base(self) -> str | None:
+        """The version of the newest full snapshot."""
+        raw = self.redis.get(self.key("base"))
+        return raw.decode() if raw else None
+
     def load(self, version: str) -> Snapshot | None:
         blob = self.redis.get(self.key(f"snapshot:{version}"))
         if blob is None:
@@ -86,44 +121,117 @@ class SnapshotStore:
         doc = json.loads(zlib.decompress(blob))
         return Snapshot(str(doc["version"]), float(doc["snapshot_at"]), doc["records"])
 
+    def entries(self, after: str, upto: str | None = None) -> list[Entry]:
+        """The log's entries of the versions after ``after`` (up to ``upto``), oldest first."""
+        raw = self.redis.xrange(
+            self.key("log"), min=f"{int(after) + 1}-0", max=f"{upto}-1" if upto else "+"
+        )
+        out = []
+        for ident, fields in raw:
+            kind = fields.get(b"kind", b"delta").decode()
+            out.append(
+                Entry(
+                    ident.decode().partition("-")[0],
+                    float(fields[b"at"]),
+                    kind,
+                    json.loads(fields[b"up"]) if b"up" in fields else [],
+                    json.loads(fields[b"rm"]) if b"rm" in fields else [],
+                )
+            )
+        return out
+
+    def log_length(self) -> int:
+        return int(self.redis.xlen(self.key("log")))
+
     def status(self) -> dict[str, str]:
         raw = self.redis.hgetall(self.key("status"))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     # -- writing ------------------------------------------------------------------------
 
-    def publish(self, records: list[dict[str, Any]], *, snapshot_at: float, **info: Any) -> Pointer:
-        """Store ``records`` as the new current snapshot; returns its pointer."""
-        version = str(self.redis.incr(self.key("seq")))
-        blob = zlib.compress(
-            json.dumps(
-                {"version": version, "snapshot_at": snapshot_at, "records": records},
-                separators=(",", ":"),
-            ).encode(),
-            level=3,
-        )
-        previous = self.pointer()
-        pipe = self.redis.pipeline(transaction=True)
-        # The current snapshot never expires (an org outage of any length keeps it served);
-        # the one it replaces stays a while for processes that have not switched yet.
+    def _snapshot_blob(self, version: str, records: list[dict[str, Any]], at: float) -> bytes:
+        doc = {"version": version, "snapshot_at": at, "records": records}
+        return zlib.compress(_dumps(doc), level=3)
+
+    def _rebase(self, pipe: Any, version: str, blob: bytes) -> None:
+        """Make ``snapshot:<version>`` the base; the previous base stays a while, and the log
+        is trimmed to start at it (a process at most one snapshot behind still replays)."""
+        previous = self.base()
         pipe.set(self.key(f"snapshot:{version}"), blob)
+        pipe.set(self.key("base"), version)
+        if previous is not None and previous != version:
+            # The base never expires (an org outage of any length keeps it served); the one
+            # it replaces stays a while for processes that are loading it right now.
+            pipe.expire(self.key(f"snapshot:{previous}"), self.keep_seconds)
+            pipe.xtrim(self.key("log"), minid=f"{previous}-0", approximate=False)
+
+    def publish(self, records: list[dict[str, Any]], *, snapshot_at: float, **info: Any) -> Pointer:
+        """Store ``records`` as a new version that every process loads whole (the first load,
+        a contract change); returns its pointer. Prefer :meth:`append` for changes."""
+        version = str(self.redis.incr(self.key("seq")))
+        blob = self._snapshot_blob(version, records, snapshot_at)
+        pipe = self.redis.pipeline(transaction=True)
+        self._rebase(pipe, version, blob)
+        pipe.xadd(self.key("log"), {"kind": "snapshot", "at": repr(snapshot_at)}, id=f"{version}-1")
         pipe.set(self.key("current"), f"{version}|{snapshot_at!r}")
-        if previous is not None:
-            pipe.expire(self.key(f"snapshot:{previous.version}"), self.keep_seconds)
+        self._status(pipe, version, snapshot_at, len(records), bytes=len(blob), **info)
+        pipe.execute()
+        return Pointer(version, snapshot_at)
+
+    def append(
+        self,
+        upserts: list[dict[str, Any]],
+        removals: list[str],
+        *,
+        snapshot_at: float,
+        count: int,
+        **info: Any,
+    ) -> Pointer:
+        """A new version that is the current one plus this delta (``count``: jobs after it)."""
+        version = str(self.redis.incr(self.key("seq")))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(
+            self.key("log"),
+            {
+                "kind": "delta",
+                "at": repr(snapshot_at),
+                "up": _dumps(upserts),
+                "rm": _dumps(removals),
+            },
+            id=f"{version}-1",
+        )
+        pipe.set(self.key("current"), f"{version}|{snapshot_at!r}")
+        self._status(pipe, version, snapshot_at, count, **info)
+        pipe.execute()
+        return Pointer(version, snapshot_at)
+
+    def compact(self, version: str, records: list[dict[str, Any]], *, snapshot_at: float) -> None:
+        """Write the full catalogue of ``version`` (already in the log) as the new base."""
+        blob = self._snapshot_blob(version, records, snapshot_at)
+        pipe = self.redis.pipeline(transaction=True)
+        self._rebase(pipe, version, blob)
+        pipe.hset(self.key("status"), mapping={"base": version, "bytes": str(len(blob))})
+        pipe.execute()
+
+    def deltas_since_base(self) -> int:
+        """How many versions the log holds after the base (what a newcomer replays)."""
+        base, pointer = self.base(), self.pointer()
+        if base is None or pointer is None:
+            return 0
+        return max(0, int(pointer.version) - int(base))
+
+    def _status(self, pipe: Any, version: str, at: float, count: int, **info: Any) -> None:
         pipe.hset(
             self.key("status"),
             mapping={
                 "version": version,
-                "last_success_at": repr(snapshot_at),
-                "count": str(len(records)),
-                "bytes": str(len(blob)),
+                "last_success_at": repr(at),
+                "count": str(count),
                 "last_error": "",
                 "last_error_at": "",
                 **{k: str(v) for k, v in info.items()},
             },
         )
-        pipe.execute()
-        return Pointer(version, snapshot_at)
 
     def record_failure(self, reason: str) -> None:
         self.redis.hset(
@@ -132,7 +240,7 @@ class SnapshotStore:
         )
 
     def lock(self, timeout: float) -> redis.lock.Lock:
-        """The single-flight lock of refreshes (expires by itself if its holder dies)."""
+        """The single-flight lock of writers (expires by itself if its holder dies)."""
         return self.redis.lock(self.key("refresh-lock"), timeout=timeout, thread_local=False)
 
     def claim_attempt(self, cooldown: float) -> bool:
@@ -140,30 +248,14 @@ class SnapshotStore:
         return bool(self.redis.set(self.key("cooldown"), b"1", nx=True, px=int(cooldown * 1000)))
 
     def clear(self) -> None:
-        """Forget every snapshot (tests)."""
+        """Forget every snapshot and the log (tests)."""
         for key in self.redis.scan_iter(match=self.prefix + "*"):
             self.redis.delete(key)
 
 
 class LocalCache:
-    """This process's decoded copy: the index of the current version, built once per version."""
+    """This process's one copy of the catalogue (a JobIndex kept current by deltas)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.current: Any = None  # a JobIndex
-
-    def get(self, version: str, build: Callable[[], Any]) -> Any:
-        found = self.current
-        if found is not None and found.version == version:
-            return found
-        with self._lock:  # one decode per process and version, not one per thread
-            found = self.current
-            if found is None or found.version != version:
-                built = build()
-                if built is not None:
-                    self.current = built
-                    # The index is long-lived and large: keep the cyclic GC from walking it
-                    # on every full collection (refcounting still frees an old version).
-                    gc.freeze()
-                return built
-            return found

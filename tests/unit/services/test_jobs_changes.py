@@ -86,7 +86,10 @@ def test_jobs_past_their_end_date_leave_without_an_org_call(redis_client):
     changes = SnapshotChanges(service, redis_client, gone=gone, clock=lambda: noon)
     report = changes.prune_expired()
     assert report.removed == 1 and report.query_calls == 0
-    snapshot = store.load(store.pointer().version)
-    assert sorted(r["id"] for r in snapshot.records) == [open_ended, today]
+    # One delta in the log (the removal); the full snapshot is not rewritten.
+    (entry,) = store.entries("1")
+    assert (entry.kind, entry.upserts, entry.removals) == ("delta", [], [ended])
+    assert store.base() == "1"
+    assert sorted(r["id"] for r in service.index().records()) == [open_ended, today]
     assert ended in gone and today not in gone
     assert changes.prune_expired().removed == 0  # nothing more to do, no new version
