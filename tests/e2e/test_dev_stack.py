@@ -41,7 +41,7 @@ def _processes_with_marker(marker: str) -> list[int]:
 
 def test_dev_starts_serves_and_stops_cleanly(tmp_path):
     marker = uuid.uuid4().hex
-    port, sandbox_port = free_port(), free_port()
+    port, sandbox_port = free_port(), _free_pair()
     env = {**os.environ, "ATS_GATEWAY_E2E_MARKER": marker, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -158,6 +158,22 @@ def test_dev_says_which_port_is_taken(tmp_path):
     )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "data" / "redis").exists()  # nothing was started
+
+
+def _free_pair() -> int:
+    """A port free together with the next one (`dev` puts the Pub/Sub API on sandbox + 1):
+    two free_port() picks could land the second on another runner's listener."""
+    import socket
+
+    for _ in range(50):
+        first = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", first + 1))
+            except OSError:
+                continue
+        return first
+    raise AssertionError("no two consecutive free ports")
 
 
 def _read(path) -> str:
