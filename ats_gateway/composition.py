@@ -54,6 +54,7 @@ import redis
 from flask import Flask
 
 from ats_gateway import metadata as metadata_layer
+from ats_gateway import redis_clients
 from ats_gateway.config import Settings
 from ats_gateway.connections import Connections
 from ats_gateway.events import EventsState
@@ -111,14 +112,10 @@ class Services:
 
 
 def build_redis(settings: Settings) -> redis.Redis:
-    """The process's Redis client (connects on first command; bytes in, bytes out)."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-        decode_responses=False,
-    )
+    """The process's Redis client (connects on first command; bytes in, bytes out): the one
+    server of `redis_url`, or the primary behind Sentinel (``redis_clients.build_redis``).
+    CLI commands use this too, so every client follows a failover."""
+    return redis_clients.build_redis(settings)
 
 
 def build_services(settings: Settings) -> Services:
@@ -272,9 +269,13 @@ def register_checks(services: Services) -> None:
     add = services.readiness.add
 
     def redis_check() -> tuple[str, dict[str, Any]]:
+        """[20] Reachable, and able to give what a 202 promises now: WAITAOF (version, AOF,
+        enough replicas) and room for a write (a full Redis refuses intake)."""
         started = time.perf_counter()
         services.redis.ping()
-        return "ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        state, details = redis_clients.server_status(services.redis, services.settings)
+        return state, {"latency_ms": latency, **details}
 
     def key_store_check() -> tuple[str, dict[str, Any]]:
         counts = services.key_store.active_count()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import redis
 
 from ats_gateway.events.decoder import ChangeEvent, SchemaCache, decode_all
 from ats_gateway.events.lease import Lease
@@ -165,19 +166,41 @@ class Subscriber:
         """Stand by until the lease is ours, then keep the state current until stopped."""
         beat = threading.Thread(target=self._heartbeat_loop, name="events-heartbeat", daemon=True)
         beat.start()
+        redis_failures = 0
         try:
             while not self.stop_event.is_set():
-                if not self.lease.acquire():
-                    self.stop_event.wait(self.heartbeat_seconds)
-                    continue
-                log.info("events: lease taken; this subscriber is active")
-                self._active()
+                try:
+                    if not self.lease.acquire():
+                        redis_failures = 0
+                        self.stop_event.wait(self.heartbeat_seconds)
+                        continue
+                    redis_failures = 0
+                    log.info("events: lease taken; this subscriber is active")
+                    self._active()
+                except redis.RedisError as exc:
+                    # [20] Redis restarting, failing over or frozen: stand by and try again
+                    # (backoff up to the lease's length), never exit: a supervisor would not
+                    # restart a clean exit. The lease lapses meanwhile; whoever reaches Redis
+                    # first after it takes over, and the stream resumes from its replay id.
+                    redis_failures += 1
+                    delay = min(self.lease.ttl_ms / 1000, 0.5 * 2 ** min(redis_failures, 6))
+                    log.warning(
+                        "events: Redis %s (%s); standing by, trying again in %.1f s",
+                        "unreachable" if isinstance(exc, redis.ConnectionError) else "failed",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    self._cancel_calls()
+                    self.stop_event.wait(delay)
         finally:
             self.stop_event.set()
             self._cancel_calls()
-            if self.lease.holder() == self.lease.token:
-                self.state.stopped()
-            self.lease.release()
+            try:
+                if self.lease.holder() == self.lease.token:
+                    self.state.stopped()
+                self.lease.release()
+            except redis.RedisError:  # stopping anyway: the lease lapses on its own
+                log.warning("events: lease not released (Redis unreachable); it lapses")
             if self._channel is not None:
                 self._channel.close()
 

@@ -28,6 +28,7 @@ Counters are shared by every gateway process through Redis (fixed windows). Resp
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -47,6 +48,8 @@ from ats_gateway.extensions import services
 from ats_gateway.security.access import current_spec
 
 EXTENSION = "ats_limiter"
+
+log = logging.getLogger(__name__)
 
 
 def client_ip() -> str:
@@ -141,6 +144,16 @@ class _Limiter(Limiter):
                 f"The rate-limit store (Redis) {redis_failure(exc)}; nothing of this request "
                 "was stored. Send it again later."
             ) from exc
+
+    # flask-limiter calls this (name-mangled) after the view, to spend a submit budget.
+    def _Limiter__check_conditional_deductions(self, response: Response) -> None:
+        """[20] After the view, the request has happened (an application stored, a 202 on its
+        way): a Redis that fails now must not turn that answer into a 500. The budget is not
+        spent (logged), the answer stands."""
+        try:
+            Limiter._Limiter__check_conditional_deductions(self, response)  # type: ignore[attr-defined]
+        except redis.RedisError as exc:
+            log.warning("rate limit not spent after the request: Redis %s", redis_failure(exc))
 
 
 def init_limiter(app: Flask) -> Limiter:

@@ -20,6 +20,7 @@ from celery.signals import worker_ready
 
 from ats_gateway.config import Settings
 from ats_gateway.extensions import services
+from ats_gateway.redis_clients import build_redis
 from ats_gateway.services.applications.runtime import KIND
 from ats_gateway.tasks.drain import (
     drain_on_worker_start,
@@ -120,7 +121,7 @@ def _cli_outbox(args: Any, settings: Settings | None = None) -> tuple[Settings, 
     from ats_gateway.services.delivery import Outbox
 
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     return settings, Outbox.from_settings(client, args.kind, settings)
 
 
@@ -184,9 +185,9 @@ def _schedule_from_cli(settings: Settings, kind: str) -> None:
 
     A bare Celery client on the broker is enough to send a task by name (and keeps the tasks
     layer from importing the app factory)."""
-    from celery import Celery
+    from ats_gateway.redis_clients import cli_celery
 
-    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    client = cli_celery(settings)
     try:
         client.send_task(task_name(kind))
     finally:

@@ -30,6 +30,7 @@ from flask import current_app
 
 from ats_gateway.config import Settings
 from ats_gateway.extensions import services
+from ats_gateway.redis_clients import build_redis
 from ats_gateway.services.delivery import KEY_PREFIX, drain
 from ats_gateway.services.webhooks import WebhooksRuntime, build_webhooks, queue_kind
 
@@ -218,15 +219,15 @@ def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
     from ats_gateway.services.delivery import Outbox
 
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     return build_webhooks(settings, client, Outbox.from_settings(client, "applications", settings))
 
 
 def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:
     """Ask the workers to send now (a bare Celery client on the broker sends by name)."""
-    from celery import Celery
+    from ats_gateway.redis_clients import cli_celery
 
-    client = Celery("ats-gateway-cli", broker=settings.redis_url)
+    client = cli_celery(settings)
     try:
         for endpoint_id in endpoint_ids:
             client.send_task(SEND_TASK, args=[endpoint_id])
