@@ -105,7 +105,12 @@ def server_status(client: redis.Redis, settings: Settings) -> tuple[str, dict[st
     replication = client.info("replication")
     version_text = str(info.get("valkey_version") or info.get("redis_version") or "0")
     version = tuple(int(p) for p in version_text.split(".")[:2] if p.isdigit())
-    replicas = int(replication.get("connected_slaves") or 0)
+    # Replicas that can confirm a write now (a replica still in its full sync cannot).
+    replicas = sum(
+        1
+        for name, value in replication.items()
+        if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    )
     details: dict[str, Any] = {
         "version": version_text,
         "server": "valkey"

@@ -135,6 +135,9 @@ class EmbeddedRedis:
             "loglevel": "warning",
             "logfile": str(self.data_dir / "redis.log"),
             "maxmemory-policy": "noeviction",
+            # A replica (re)joining gets its full sync at once, not after the default 5 s of
+            # waiting for more replicas: on loopback nothing is gained by the wait.
+            "repl-diskless-sync-delay": "0",
         }
         if self.maxmemory:
             options["maxmemory"] = str(self.maxmemory)
