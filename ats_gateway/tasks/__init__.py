@@ -57,7 +57,7 @@ def celery_init_app(app: Flask) -> Celery:
             **connection_options,
         },
         result_expires=3600,
-        **broker_resilience(),
+        **broker_resilience(sentinel=bool(settings.sentinel_addresses)),
         worker_hijack_root_logger=False,
         task_track_started=True,
     )

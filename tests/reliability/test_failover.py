@@ -577,8 +577,11 @@ def sentinel_stack(sandbox, base_settings, tmp_path_factory):
 def _primary_of(sentinels: list[EmbeddedSentinel]) -> tuple[str, int] | None:
     for sentinel in sentinels:
         try:
-            host, port = redis.Redis(*sentinel.address).sentinel_get_master_addr_by_name(MASTER)
-            return host, int(port)
+            found = redis.Redis(
+                *sentinel.address, decode_responses=True
+            ).sentinel_get_master_addr_by_name(MASTER)
+            host, port = found
+            return str(host), int(port)
         except (redis.RedisError, TypeError):
             continue
     return None

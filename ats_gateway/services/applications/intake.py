@@ -376,7 +376,7 @@ class ApplicationService:
                     # [20] The first answer may have been a 503 (stored, not confirmed): the
                     # replay is answered only once what it names is as durable as a new store.
                     try:
-                        self.outbox.confirm_durable(batch_key)
+                        self.outbox.confirm_durable()
                     except (NotDurable, RedisConnectionError, RedisTimeoutError) as exc:
                         raise _not_confirmed(exc) from None
                 if stored["fingerprint"] != digest:
@@ -410,6 +410,14 @@ class ApplicationService:
                 entry = self._entry(
                     prepared, idempotency_key=None, scope=scope, external_id=external_id
                 )
+                if batch_key:
+                    # [20] The same item of the same keyed batch gets the same id on a retry:
+                    # when a first attempt stored it but its answer (and the batch's record)
+                    # was lost with the primary's connection, the retry meets its own item in
+                    # the duplicate guard and answers 202 with it, not a 409.
+                    entry["item_id"] = hashlib.sha256(
+                        f"{batch_key}|{index}|{prepared.fingerprint}".encode()
+                    ).hexdigest()[:32]
                 entries.append((index, entry))
         not_durable: Exception | None = None
         try:
@@ -420,7 +428,16 @@ class ApplicationService:
             results, not_durable = exc.results, exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise _not_confirmed(exc) from None
-        for (index, _), result in zip(entries, results, strict=True):
+        own = {entry.get("item_id") for _, entry in entries} - {None}
+        if not_durable is None and any(r.outcome == "duplicate" and r.id in own for r in results):
+            try:  # items of the first attempt: as durable as a new store before the 202
+                self.outbox.confirm_durable()
+            except (NotDurable, RedisConnectionError, RedisTimeoutError) as exc:
+                raise _not_confirmed(exc) from None
+        for (index, entry), result in zip(entries, results, strict=True):
+            if result.outcome == "duplicate" and result.id == entry.get("item_id"):
+                outcomes[index] = {"index": index, "status": 202, "id": result.id}
+                continue
             try:
                 accepted = self._accepted(result)
             except IntakeRejected as exc:

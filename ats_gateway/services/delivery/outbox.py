@@ -41,14 +41,6 @@ from ats_gateway.services.delivery.scripts import (
 
 log = logging.getLogger(__name__)
 
-# Rewrites a key unchanged (value and TTL): a write, so that a WAITAOF after it on the same
-# connection covers everything the primary had before it.
-_TOUCH = """
-local v = redis.call('GET', KEYS[1])
-if v then redis.call('SET', KEYS[1], v, 'KEEPTTL') end
-return 1
-"""
-
 
 class _Progress:
     def __init__(self, outbox: Outbox, token: str, lock: Any = None) -> None:
@@ -256,11 +248,14 @@ class Outbox:
         self._check_durable(replies, results)
         return results
 
-    def confirm_durable(self, key: str) -> None:
+    def confirm_durable(self) -> None:
         """Raise :class:`NotDurable` unless everything written before now is as durable as a
-        fresh store (a replayed answer whose first attempt got no confirmation): rewrites
-        ``key`` unchanged, so that ``WAITAOF`` on this connection covers what came before."""
-        replies = self._durably(lambda pipe: pipe.eval(_TOUCH, 1, key), True)
+        fresh store (a replayed answer whose first attempt got no confirmation): one small
+        write (a marker that expires), so that ``WAITAOF`` on this connection covers what the
+        primary had before it (replication is in order)."""
+        replies = self._durably(
+            lambda pipe: pipe.set(self.prefix + "durable-mark", b"1", px=60000), True
+        )
         self._check_durable(replies, [])
 
     def _durably(self, store: Callable[[Any], Any], wait: bool) -> list[Any]:
