@@ -10,7 +10,7 @@ The settings are Celery's own (https://docs.celeryq.dev/en/stable/userguide/conf
   demoted primary - restarts the consumer like a lost connection, instead of ending the worker;
 * ``result_backend_always_retry``: storing a task's result retries too.
 
-Behind Sentinel the broker is kombu's Sentinel transport with one fix (:class:`SentinelTransport`).
+The transports are kombu's Redis and Sentinel ones with one fix (:class:`_ClosedTransportGuard`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,31 @@ import redis
 from kombu.transport import redis as kombu_redis
 
 
-class SentinelChannel(kombu_redis.SentinelChannel):
-    """kombu's Sentinel channel, made to fail like a lost connection when it is closed after
-    its transport was: on a failover, closing the channel restores unacked messages through a
-    new pool built from ``self.connection.client``, which is None by then, and the
-    AttributeError ended the worker ("Unrecoverable error", exit 1; seen in
+class _ClosedTransportGuard:
+    """kombu's Redis channel, made to fail like a lost connection when it is closed after its
+    transport was: on a Redis restart or failover, closing the channel restores unacked
+    messages through a new pool built from ``self.connection.client``, which is None by then,
+    and the AttributeError ended the worker ("Unrecoverable error", exit 1, on every restart:
     tests/reliability/test_failover.py). A ConnectionError there is ignored by kombu
     (``maybe_close_channel``) and the consumer reconnects; the unacked messages are restored
-    by the next restore pass, and the outbox is drained by beat's sweep meanwhile."""
+    by a later restore pass, and beat's sweep drains the outbox meanwhile."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:
-            raise redis.ConnectionError("the broker connection closed (failover)")
-        return super()._connparams(asynchronous=asynchronous)
+        if self.connection.client is None:  # type: ignore[attr-defined]
+            raise redis.ConnectionError("the broker connection closed (restart or failover)")
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+
+
+class RedisChannel(_ClosedTransportGuard, kombu_redis.Channel):
+    pass
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
+class SentinelChannel(_ClosedTransportGuard, kombu_redis.SentinelChannel):
+    pass
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
@@ -42,9 +54,9 @@ class SentinelTransport(kombu_redis.SentinelTransport):
 
 def broker_resilience(*, sentinel: bool = False) -> dict[str, Any]:
     """Celery settings (``conf.update(**broker_resilience())``) for the broker's connection."""
-    extra = {"broker_transport": f"{__name__}:SentinelTransport"} if sentinel else {}
+    transport = "SentinelTransport" if sentinel else "RedisTransport"
     return {
-        **extra,
+        "broker_transport": f"{__name__}:{transport}",
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
