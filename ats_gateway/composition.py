@@ -46,6 +46,7 @@ Adding a service: a field below, one line in :func:`build_services`, its readine
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,8 @@ from ats_gateway.services.webhooks import NotifyingDeliverer
 from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhooks
 
 __all__ = ["Services", "build_redis", "build_services", "init_app"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,28 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
+    check_redis_at_start(services)
+
+
+def check_redis_at_start(services: Services) -> None:
+    """[20] Say at start, not only in /readyz, when Redis cannot give what a 202 promises
+    (no WAITAOF, AOF off, too few replicas): intake answers 503 until it can. Never fails the
+    start (Redis may come up after the gateway)."""
+    try:
+        state, details = redis_clients.server_status(services.redis, services.settings)
+    except redis.RedisError as exc:
+        log.warning("Redis not reachable at start (%s); /readyz tells when it is", exc)
+        return
+    if state != "ok":
+        problems = {k: v for k, v in details.items() if k in ("durability", "full", "read_only")}
+        log.error("Redis cannot confirm durable intake: %s", problems)
+    else:
+        log.info(
+            "Redis %s %s: WAITAOF 1 %d before each 202",
+            details["server"],
+            details["version"],
+            services.settings.durable_replicas,
+        )
 
 
 def closed_job_lookup(history, gone_jobs: GoneJobs):
