@@ -28,6 +28,7 @@ from ats_gateway.services.applications import (
     NotConfirmed,
     ResumeTooLarge,
 )
+from ats_gateway.services.delivery import NotDurable
 from ats_gateway.services.feedback import (
     AlreadySubmitted,
     FeedbackError,
@@ -75,6 +76,13 @@ PROBLEMS: dict[type[Exception], Callable[[Any], GatewayError]] = {
     IntakeRejected: lambda e: ValidationFailed(e.errors, e.detail, **e.extensions),
     NotConfirmed: lambda e: ServiceUnavailable(  # [20] retry with the same Idempotency-Key
         e.detail, headers={"Retry-After": "1"}, **e.extensions
+    ),
+    # [20] any other outbox (interviewer feedback): stored, durability not confirmed
+    NotDurable: lambda e: ServiceUnavailable(
+        "Stored, but the store (Redis) did not confirm in time that it survives the loss of a "
+        "node. Send it again.",
+        headers={"Retry-After": "1"},
+        reason="not_confirmed",
     ),
     # jobs
     QueryInvalid: lambda e: ValidationFailed(e.errors, "Some query parameters are invalid."),
