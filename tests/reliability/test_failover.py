@@ -192,7 +192,7 @@ class Load:
                     continue
                 self._record(response, items, batch)
                 break
-            time.sleep(0.05)
+            time.sleep(0.25 if not SOAK else 0.05)  # the short form: fewer to deliver
 
     def _record(self, response: requests.Response, items: list[dict], batch: bool) -> None:
         now = time.monotonic()
@@ -444,13 +444,9 @@ def test_the_worker_rides_out_a_full_redis(single, full_redis):
         finally:
             os.kill(worker.pid, signal.SIGCONT)
         log = worker.log_path
-
-        def outcome() -> bool:
-            """The worker met the full Redis and then either exited or connected again."""
-            text = log.read_text(errors="replace")
-            met = text.find("OutOfMemoryError")
-            return not worker.alive() or (met >= 0 and "Connected to redis" in text[met:])
-
+        # It meets the full Redis in kombu's bookkeeping of the message (the exit before the
+        # fix) or, when the message was handed over first, in the task (which fails and is
+        # swept again): either way it must be alive, and deliver, once Redis has room.
         wait_for(
             lambda: not worker.alive() or "OutOfMemoryError" in log.read_text(errors="replace"),
             30,
@@ -458,7 +454,6 @@ def test_the_worker_rides_out_a_full_redis(single, full_redis):
         )
         time.sleep(1.0)  # full for a while: its reconnects are refused too
         single["redis"].config_set("maxmemory", 0)
-        wait_for(outcome, 30, what="the worker to connect again or exit")
         assert worker.alive(), log.read_text(errors="replace")[-2000:]
         accepted = {answer.get_json()["id"]: _candidate(single["jobs"], tag, 0)["email"]}
         delivered_exactly_once(single["outbox"], single["admin"], accepted, tag, 90)
