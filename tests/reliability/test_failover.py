@@ -582,6 +582,17 @@ def _primary_of(sentinels: list[EmbeddedSentinel]) -> tuple[str, int] | None:
     return None
 
 
+def _replica_online(sentinels: list[EmbeddedSentinel]) -> bool:
+    address = _primary_of(sentinels)
+    if address is None:
+        return False
+    try:
+        info = redis.Redis(*address, socket_timeout=2).info("replication")
+    except redis.RedisError:
+        return False
+    return info.get("role") == "master" and (info.get("slave0") or {}).get("state") == "online"
+
+
 def test_sigkill_of_the_primary_mid_flow_loses_nothing(sentinel_stack, sandbox, base_settings):
     """The primary is SIGKILLed under load; Sentinel promotes the replica; the killed node
     comes back (as its supervisor would start it) and Sentinel makes it the new replica. No
@@ -609,7 +620,10 @@ def test_sigkill_of_the_primary_mid_flow_loses_nothing(sentinel_stack, sandbox, 
         timings: list[dict[str, float]] = []
         with Load(processes.gateway.url, headers, open_job_ids(admin), tag) as load:
             for _ in range(scale(1, 3)):
-                wait_for(lambda: load.count() >= 9, 60, what="some applications accepted")
+                # each round: a healthy pair again (the replica online) and new 202s first
+                wait_for(lambda: _replica_online(sentinels), 60, 0.2, "the replica online")
+                base = load.count()
+                wait_for(lambda b=base: load.count() >= b + 9, 60, what="applications accepted")
                 primary = next(n for n in nodes if (n.host, n.port) == _primary_of(sentinels))
                 before = (primary.host, primary.port)
                 primary.kill()
