@@ -41,6 +41,7 @@ from ats_gateway.events.proto import pubsub_api_pb2 as pb
 from ats_gateway.events.proto import pubsub_api_pb2_grpc as pb_grpc
 from ats_gateway.events.replay import ReplayStore
 from ats_gateway.events.state import POLLING, STARTING, STREAM, EventsState
+from ats_gateway.salesforce.errors import Unavailable
 from ats_gateway.services.applications.status_events import ApplicationStatusEvents
 from ats_gateway.services.jobs.changes import JobChange, SnapshotChanges
 from ats_gateway.services.jobs.errors import RefreshFailed
@@ -177,15 +178,17 @@ class Subscriber:
                     redis_failures = 0
                     log.info("events: lease taken; this subscriber is active")
                     self._active()
-                except redis.RedisError as exc:
-                    # [20] Redis restarting, failing over or frozen: stand by and try again
+                except (redis.RedisError, Unavailable) as exc:
+                    # [20] Redis restarting, failing over or frozen (directly, or under the
+                    # token cache: Unavailable, e.g. BusyLoadingError while Redis loads its
+                    # AOF; or the org unreachable at that moment): stand by and try again
                     # (backoff up to the lease's length), never exit: a supervisor would not
                     # restart a clean exit. The lease lapses meanwhile; whoever reaches Redis
                     # first after it takes over, and the stream resumes from its replay id.
                     redis_failures += 1
                     delay = min(self.lease.ttl_ms / 1000, 0.5 * 2 ** min(redis_failures, 6))
                     log.warning(
-                        "events: Redis %s (%s); standing by, trying again in %.1f s",
+                        "events: Redis or the org %s (%s); standing by, trying again in %.1f s",
                         "unreachable" if isinstance(exc, redis.ConnectionError) else "failed",
                         type(exc).__name__,
                         delay,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 
@@ -50,6 +51,15 @@ class SentinelChannel(_ClosedTransportGuard, kombu_redis.SentinelChannel):
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
+
+
+# kombu re-resolves the transport from the URL's scheme when it fails over to the next of the
+# Sentinel URLs ("sentinel://a;sentinel://b"), which would bring the stock transport (and the
+# bug above) back after the first failover: the scheme names point at ours in this process.
+kombu_transport.TRANSPORT_ALIASES["redis"] = f"{__name__}:RedisTransport"
+kombu_transport.TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
+for _scheme in ("redis", "sentinel"):
+    kombu_transport._transport_cache.pop(_scheme, None)
 
 
 def broker_resilience(*, sentinel: bool = False) -> dict[str, Any]:
