@@ -50,6 +50,7 @@ Adding a service: a field below, one line in :func:`build_services`, its readine
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ import redis
 from flask import Flask
 
 from ats_gateway import metadata as metadata_layer
+from ats_gateway import redis_clients
 from ats_gateway.config import Settings
 from ats_gateway.connections import Connections
 from ats_gateway.events import EventsState
@@ -86,6 +88,8 @@ from ats_gateway.services.webhooks.runtime import WebhooksRuntime, build_webhook
 from ats_gateway.tasks import queues as work_queues
 
 __all__ = ["Services", "build_redis", "build_services", "init_app"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,14 +124,10 @@ class Services:
 
 
 def build_redis(settings: Settings) -> redis.Redis:
-    """The process's Redis client (connects on first command; bytes in, bytes out)."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-        decode_responses=False,
-    )
+    """The process's Redis client (connects on first command; bytes in, bytes out): the one
+    server of `redis_url`, or the primary behind Sentinel (``redis_clients.build_redis``).
+    CLI commands use this too, so every client follows a failover."""
+    return redis_clients.build_redis(settings)
 
 
 def build_services(settings: Settings) -> Services:
@@ -227,6 +227,28 @@ def init_app(app: Flask, services: Services) -> None:
     """Start-up step: the one place the app keeps its services; contracts checked at start."""
     app.extensions[SERVICES] = services
     metadata_layer.check_at_start(services.metadata)
+    check_redis_at_start(services)
+
+
+def check_redis_at_start(services: Services) -> None:
+    """[20] Say at start, not only in /readyz, when Redis cannot give what a 202 promises
+    (no WAITAOF, AOF off, too few replicas): intake answers 503 until it can. Never fails the
+    start (Redis may come up after the gateway)."""
+    try:
+        state, details = redis_clients.server_status(services.redis, services.settings)
+    except redis.RedisError as exc:
+        log.warning("Redis not reachable at start (%s); /readyz tells when it is", exc)
+        return
+    if state != "ok":
+        problems = {k: v for k, v in details.items() if k in ("durability", "full", "read_only")}
+        log.error("Redis cannot confirm durable intake: %s", problems)
+    else:
+        log.info(
+            "Redis %s %s: WAITAOF 1 %d before each 202",
+            details["server"],
+            details["version"],
+            services.settings.durable_replicas,
+        )
 
 
 def closed_job_lookup(history, gone_jobs: GoneJobs):
@@ -287,9 +309,13 @@ def register_checks(services: Services) -> None:
     add = services.readiness.add
 
     def redis_check() -> tuple[str, dict[str, Any]]:
+        """[20] Reachable, and able to give what a 202 promises now: WAITAOF (version, AOF,
+        enough replicas) and room for a write (a full Redis refuses intake)."""
         started = time.perf_counter()
         services.redis.ping()
-        return "ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        state, details = redis_clients.server_status(services.redis, services.settings)
+        return state, {"latency_ms": latency, **details}
 
     def key_store_check() -> tuple[str, dict[str, Any]]:
         counts = services.key_store.active_count()

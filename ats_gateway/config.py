@@ -50,6 +50,14 @@ class Settings:
 
     env: str = "production"  # production | dev | test
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Sentinel ([20], ats_gateway/redis_clients.py): "host:port,host:port" of the
+    # Sentinels; empty: `redis_url` is the server. With Sentinels, `redis_url` still gives the
+    # database number, password (redis://:password@/0) and TLS (rediss://) of the data nodes.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "ats-gateway"  # the name Sentinel monitors the primary as
+    redis_sentinel_password: str = field(default="", repr=False)  # the Sentinels' own auth
+    redis_sentinel_tls: bool = False
+    redis_socket_timeout: float = 5.0
     secret_key: str = field(default="", repr=False)  # signs interviewer links, cursors
     public_url: str = "http://127.0.0.1:8000"
     log_format: str = "json"  # json | text
@@ -90,6 +98,12 @@ class Settings:
     application_status_ttl_days: int = 30
     idempotency_ttl_seconds: int = 86400
     intake_fsync: bool = True  # wait for the AOF fsync (Redis >= 7.2 WAITAOF) before a 202
+    # Replicas that must have the application in their AOF before a 202 (WAITAOF 1 N); -1:
+    # 1 with Sentinel configured, else 0. Not confirmed within the timeout: 503, retry.
+    intake_replicas: int = -1
+    # A replica reports its fsynced offset about once a second (measured: ~1 s per confirmed
+    # 202 with Valkey 8.1 replicas), so the timeout leaves room for a few reports.
+    intake_durable_timeout_ms: int = 5000
     delivery_budget_defer_seconds: float = 60.0  # API budget reserve reached: look again
     # The gateway's share of the org's daily API limit (services/pacing.py): a fraction of the
     # limit, or an absolute calls-per-day figure (> 0 replaces the share).
@@ -195,6 +209,23 @@ class Settings:
     connections: dict[str, ConnectionConfig] = field(
         default_factory=lambda: {name: ConnectionConfig(name=name) for name in CONNECTION_NAMES}
     )
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The Sentinels as (host, port) pairs (empty: no Sentinel)."""
+        found = []
+        for part in self.redis_sentinels.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if part.strip():
+                found.append((host if sep else part.strip(), int(port) if sep else 26379))
+        return found
+
+    @property
+    def durable_replicas(self) -> int:
+        """N of WAITAOF 1 N: `intake_replicas`, or its default (1 behind Sentinel, else 0)."""
+        if self.intake_replicas >= 0:
+            return self.intake_replicas
+        return 1 if self.redis_sentinels.strip() else 0
 
     @property
     def celery_visibility_timeout(self) -> int:

@@ -22,7 +22,13 @@ from ats_gateway.errors import (
     ValidationFailed,
 )
 from ats_gateway.metadata import InvalidInput, PermissionMissing
-from ats_gateway.services.applications import DuplicateApplication, IntakeRejected, ResumeTooLarge
+from ats_gateway.services.applications import (
+    DuplicateApplication,
+    IntakeRejected,
+    NotConfirmed,
+    ResumeTooLarge,
+)
+from ats_gateway.services.delivery import NotDurable
 from ats_gateway.services.feedback import (
     AlreadySubmitted,
     FeedbackError,
@@ -68,6 +74,16 @@ PROBLEMS: dict[type[Exception], Callable[[Any], GatewayError]] = {
     DuplicateApplication: lambda e: _duplicate(e),
     ResumeTooLarge: lambda e: PayloadTooLarge(e.detail, errors=e.errors, **e.extensions),
     IntakeRejected: lambda e: ValidationFailed(e.errors, e.detail, **e.extensions),
+    NotConfirmed: lambda e: ServiceUnavailable(  # [20] retry with the same Idempotency-Key
+        e.detail, headers={"Retry-After": "1"}, **e.extensions
+    ),
+    # [20] any other outbox (interviewer feedback): stored, durability not confirmed
+    NotDurable: lambda e: ServiceUnavailable(
+        "Stored, but the store (Redis) did not confirm in time that it survives the loss of a "
+        "node. Send it again.",
+        headers={"Retry-After": "1"},
+        reason="not_confirmed",
+    ),
     # jobs
     QueryInvalid: lambda e: ValidationFailed(e.errors, "Some query parameters are invalid."),
     CursorGone: lambda e: Gone(f"This cursor can no longer be continued ({e}); start again."),

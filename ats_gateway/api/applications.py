@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, g, request, url_for
+from redis.exceptions import RedisError
 
 from ats_gateway.api.receipts import receipt_url
 from ats_gateway.errors import (
@@ -279,7 +280,10 @@ def submit():
     headers = {"Location": body["status_url"]}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
-        record = service().status(accepted.id)
+        try:
+            record = service().status(accepted.id)
+        except RedisError:  # [20] stored and confirmed: the 202 stands, "queued" or not
+            record = None
         if record is not None:
             body["status"] = record["status"]
     return body, 202, headers

@@ -85,11 +85,10 @@ def demo_keys(app: Flask) -> dict[str, str]:
 def ensure_dev_demo_keys(settings: Any) -> dict[str, str]:
     """`demo_keys` without an app, for `ats-gateway dev` (the parent process): the same keys,
     created in the Redis of `settings` and bound to `demo_origins(settings.public_url)`."""
-    import redis
-
+    from ats_gateway.redis_clients import build_redis
     from ats_gateway.security import KeyStore, ensure_demo_keys
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = build_redis(settings)
     try:
         return ensure_demo_keys(
             KeyStore(client),

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import redis
 
 from ats_gateway.events.decoder import ChangeEvent, SchemaCache, decode_all
 from ats_gateway.events.lease import Lease
@@ -41,6 +42,7 @@ from ats_gateway.events.proto import pubsub_api_pb2 as pb
 from ats_gateway.events.proto import pubsub_api_pb2_grpc as pb_grpc
 from ats_gateway.events.replay import ReplayStore
 from ats_gateway.events.state import POLLING, STARTING, STREAM, EventsState
+from ats_gateway.salesforce.errors import Unavailable
 from ats_gateway.services.applications.status_events import ApplicationStatusEvents
 from ats_gateway.services.jobs.changes import JobChange, SnapshotChanges
 from ats_gateway.services.jobs.errors import RefreshFailed
@@ -189,19 +191,43 @@ class Subscriber:
         """Stand by until the lease is ours, then keep the state current until stopped."""
         beat = threading.Thread(target=self._heartbeat_loop, name="events-heartbeat", daemon=True)
         beat.start()
+        redis_failures = 0
         try:
             while not self.stop_event.is_set():
-                if not self.lease.acquire():
-                    self.stop_event.wait(self.heartbeat_seconds)
-                    continue
-                log.info("events: lease taken; this subscriber is active")
-                self._active()
+                try:
+                    if not self.lease.acquire():
+                        redis_failures = 0
+                        self.stop_event.wait(self.heartbeat_seconds)
+                        continue
+                    redis_failures = 0
+                    log.info("events: lease taken; this subscriber is active")
+                    self._active()
+                except (redis.RedisError, Unavailable) as exc:
+                    # [20] Redis restarting, failing over or frozen (directly, or under the
+                    # token cache: Unavailable, e.g. BusyLoadingError while Redis loads its
+                    # AOF; or the org unreachable at that moment): stand by and try again
+                    # (backoff up to the lease's length), never exit: a supervisor would not
+                    # restart a clean exit. The lease lapses meanwhile; whoever reaches Redis
+                    # first after it takes over, and the stream resumes from its replay id.
+                    redis_failures += 1
+                    delay = min(self.lease.ttl_ms / 1000, 0.5 * 2 ** min(redis_failures, 6))
+                    log.warning(
+                        "events: Redis or the org %s (%s); standing by, trying again in %.1f s",
+                        "unreachable" if isinstance(exc, redis.ConnectionError) else "failed",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    self._cancel_calls()
+                    self.stop_event.wait(delay)
         finally:
             self.stop_event.set()
             self._cancel_calls()
-            if self.lease.holder() == self.lease.token:
-                self.state.stopped()
-            self.lease.release()
+            try:
+                if self.lease.holder() == self.lease.token:
+                    self.state.stopped()
+                self.lease.release()
+            except redis.RedisError:  # stopping anyway: the lease lapses on its own
+                log.warning("events: lease not released (Redis unreachable); it lapses")
             if self._channel is not None:
                 self._channel.close()
 

@@ -28,11 +28,10 @@ ClientFactory = Callable[[Settings, str], Any]
 
 
 def _default_client(settings: Settings, name: str) -> Any:
-    import redis
-
     from ats_gateway.connections import Connections
+    from ats_gateway.redis_clients import build_redis
 
-    return Connections(settings, redis.Redis.from_url(settings.redis_url)).client(name)
+    return Connections(settings, build_redis(settings)).client(name)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -151,9 +150,9 @@ def cmd_doctor(
     out = out or sys.stdout
     settings = settings or Settings.from_env()
     if metadata is None:
-        import redis
+        from ats_gateway.redis_clients import build_redis
 
-        metadata = build_metadata(settings, redis.Redis.from_url(settings.redis_url))
+        metadata = build_metadata(settings, build_redis(settings))
     wanted = set(args.connection or metadata.connections)
     unknown = wanted - set(metadata.connections)
     if unknown:

@@ -17,9 +17,8 @@ import json
 import sys
 import time
 
-import redis
-
 from ats_gateway.config import Settings
+from ats_gateway.redis_clients import build_redis
 from ats_gateway.security.keys import (
     PUBLISHABLE,
     SCOPES,
@@ -78,7 +77,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _store() -> KeyStore:
     settings = Settings.from_env()
-    return KeyStore(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5))
+    return KeyStore(build_redis(settings, socket_connect_timeout=5))
 
 
 def _when(ts: float) -> str:

@@ -13,9 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from ats_gateway.config import Settings
+from ats_gateway.redis_clients import build_redis
 from ats_gateway.security.keys import KeyStore
 from ats_gateway.services.webhooks import WebhooksRuntime, build_webhooks
 from ats_gateway.tasks.webhooks import SEND_TASK
@@ -80,7 +79,7 @@ def _cli_runtime(settings: Settings | None) -> WebhooksRuntime:
     from ats_gateway.services.delivery import Outbox
 
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     return build_webhooks(settings, client, Outbox.from_settings(client, "applications", settings))
 
 
@@ -88,7 +87,7 @@ def _send_from_cli(settings: Settings, endpoint_ids: Sequence[str]) -> None:
     """Ask the workers to send now (a bare Celery client on the broker sends by name)."""
     from ats_gateway.tasks.queues import broker_client
 
-    client = broker_client(settings.redis_url)  # [19] routed to the webhooks queue
+    client = broker_client(settings)  # [19] routed to the webhooks queue
     try:
         for endpoint_id in endpoint_ids:
             client.send_task(SEND_TASK, args=[endpoint_id])

@@ -18,7 +18,9 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
+from ats_gateway.redis_clients import celery_connection
 from ats_gateway.tasks import limits, queues
+from ats_gateway.tasks.broker import broker_resilience
 
 TASK_MODULES = [
     "ats_gateway.tasks.system",
@@ -41,9 +43,10 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
+    broker_url, connection_options = celery_connection(settings)
     celery_app.conf.update(
-        broker_url=settings.redis_url,
-        result_backend=settings.redis_url,
+        broker_url=broker_url,
+        result_backend=broker_url,
         include=TASK_MODULES,
         task_serializer="json",
         result_serializer="json",
@@ -53,10 +56,16 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # Longer than the longest retry delay, so a waiting retry is not redelivered twice.
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
-        result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout,
+            **connection_options,
+        },
+        result_backend_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout,
+            **connection_options,
+        },
         result_expires=3600,
-        broker_connection_retry_on_startup=True,
+        **broker_resilience(sentinel=bool(settings.sentinel_addresses)),
         worker_hijack_root_logger=False,
         task_track_started=True,
         # One queue per work class (tasks/queues.py): a slow party fills only its own pool.

@@ -20,6 +20,7 @@ from celery.signals import worker_ready
 
 from ats_gateway.config import Settings
 from ats_gateway.extensions import services
+from ats_gateway.redis_clients import build_redis
 from ats_gateway.services.applications.runtime import KIND
 from ats_gateway.tasks.drain import (
     drain_on_worker_start,
@@ -121,7 +122,7 @@ def _cli_outbox(args: Any, settings: Settings | None = None) -> tuple[Settings, 
     from ats_gateway.services.delivery import Outbox
 
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     return settings, Outbox.from_settings(client, args.kind, settings)
 
 
@@ -187,7 +188,7 @@ def _schedule_from_cli(settings: Settings, kind: str) -> None:
     layer from importing the app factory)."""
     from ats_gateway.tasks.queues import broker_client
 
-    client = broker_client(settings.redis_url)
+    client = broker_client(settings)
     try:
         client.send_task(task_name(kind))
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from ats_gateway.config import Settings
+from ats_gateway.redis_clients import build_redis
 
 HELP = """The gateway's share of the org's daily API limit and the delivery forecast:
 calls spent in the last 24 h by purpose, the ceiling, the current delivery wait and when the
@@ -32,7 +33,7 @@ def forecast(settings: Settings) -> dict[str, Any]:
     from ats_gateway.services.delivery import Outbox
     from ats_gateway.services.pacing import build_pacer
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     org = Connections(settings, client).client(CONNECTION)
     outbox = Outbox.from_settings(client, KIND, settings)
     return build_pacer(settings, client, org).forecast(outbox)

@@ -125,13 +125,13 @@ def queue_of(task_name: str) -> str:
     return MAINTENANCE
 
 
-def broker_client(broker_url: str) -> Any:
+def broker_client(settings: Any) -> Any:
     """A bare Celery client that sends tasks by name to their class's queue (the CLI: it needs
-    no app). Without the routes a task would go to Celery's default queue, which no worker
-    reads any more."""
-    from celery import Celery
+    no app), on the broker the settings name (Sentinel included, [20]). Without the routes a
+    task would go to Celery's default queue, which no worker reads any more."""
+    from ats_gateway.redis_clients import cli_celery
 
-    client = Celery("ats-gateway-cli", broker=broker_url)
+    client = cli_celery(settings)
     client.conf.update(task_routes=task_routes(), task_default_queue=MAINTENANCE)
     return client
 

@@ -95,7 +95,7 @@ def test_waiting_tasks_show_in_readyz_and_metrics_by_queue(gateway):
     assert 'ats_gateway_work_queue_oldest_seconds{queue="search"}' in metrics
 
     # The CLI's bare client (dlq replay, webhooks test) routes the same way.
-    cli = broker_client(gateway.config["SETTINGS"].redis_url)
+    cli = broker_client(gateway.config["SETTINGS"])
     try:
         cli.send_task("ats_gateway.applications.drain")
     finally:

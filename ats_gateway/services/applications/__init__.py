@@ -12,6 +12,7 @@ from ats_gateway.services.applications.intake import (
     IdempotencyConflict,
     IntakeRejected,
     InvalidApplication,
+    NotConfirmed,
     ResumeTooLarge,
     ResumeUpload,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "IdempotencyConflict",
     "IntakeRejected",
     "InvalidApplication",
+    "NotConfirmed",
     "ResumeTooLarge",
     "ResumeUpload",
     "dedupe_queries",

@@ -13,6 +13,8 @@ Errors (each maps to one problem+json status at the HTTP edge)::
     ├── ResumeTooLarge          413
     ├── IdempotencyConflict     422 the Idempotency-Key was used with another body
     └── DuplicateApplication    409 same email + job already queued or in the org
+    NotConfirmed                503 stored (or maybe), durability not confirmed: retry with
+                                the same Idempotency-Key ([20])
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ats_gateway.metadata.contracts import ResumeRule
 from ats_gateway.services.applications.receipts import first_name_key
 from ats_gateway.services.applications.resume import Resume, ResumeRejected, check_resume
 from ats_gateway.services.applications.sources import Attribution, SourceRecorder, extract
 from ats_gateway.services.applications.validation import ApplicationSchema, FieldErrors
-from ats_gateway.services.delivery import DELIVERED, DUPLICATE, FAILED, QUEUED, Outbox
+from ats_gateway.services.delivery import (
+    DELIVERED,
+    DUPLICATE,
+    FAILED,
+    QUEUED,
+    NotDurable,
+    Outbox,
+)
 
 EMAIL = "bpats__Email__c"
 JOB = "bpats__Job__c"
@@ -75,6 +86,37 @@ class IdempotencyConflict(IntakeRejected):
 
 class DuplicateApplication(IntakeRejected):
     status = 409
+
+
+class NotConfirmed(Exception):
+    """503: the application was stored (or may have been: the connection broke after the
+    store was sent) but Redis did not confirm that it survives the loss of a node. The same
+    request with the same Idempotency-Key returns the one application, never a second."""
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = {"reason": "not_confirmed", **extensions}
+
+
+_RETRY = (
+    "Send the same request again with the same Idempotency-Key: the retry returns this "
+    "application (stored once), never a second one."
+)
+
+
+def _not_confirmed(exc: Exception) -> NotConfirmed:
+    if isinstance(exc, NotDurable):
+        accepted = [r.id for r in exc.results if r.outcome in ("accepted", "replay")]
+        detail = (
+            "Stored, but Redis did not confirm in time that it is in the append-only file of "
+            f"the primary and of {exc.wanted} replica(s) ({exc.local} local, {exc.replicas} "
+            f"replica confirmations). {_RETRY}"
+        )
+        return NotConfirmed(detail, stored=accepted)
+    return NotConfirmed(
+        f"The store (Redis) broke off before it answered; this may have been stored. {_RETRY}"
+    )
 
 
 @dataclass(frozen=True)
@@ -223,7 +265,14 @@ class ApplicationService:
         entry = self._entry(
             prepared, idempotency_key=idempotency_key, scope=scope, external_id=external_id
         )
-        accepted = self._accepted(self.outbox.put(**entry, wait=wait), scope)
+        try:
+            result = self.outbox.put(**entry, wait=wait)
+        except (NotDurable, RedisConnectionError, RedisTimeoutError) as exc:
+            # [20] Never a 202 that a node's loss could take back; and a broken connection may
+            # have stored it: either way the client retries with its key (a full or read-only
+            # Redis stored nothing: those reach the generic 503).
+            raise _not_confirmed(exc) from None
+        accepted = self._accepted(result, scope)
         if not accepted.replayed:
             self._keep_first_name_for_receipt(accepted.id, prepared)
         return accepted
@@ -365,6 +414,13 @@ class ApplicationService:
             seen = redis.get(batch_key)
             if seen is not None:
                 stored = json.loads(seen)
+                if stored["fingerprint"] == digest:
+                    # [20] The first answer may have been a 503 (stored, not confirmed): the
+                    # replay is answered only once what it names is as durable as a new store.
+                    try:
+                        self.outbox.confirm_durable()
+                    except (NotDurable, RedisConnectionError, RedisTimeoutError) as exc:
+                        raise _not_confirmed(exc) from None
                 if stored["fingerprint"] != digest:
                     raise IdempotencyConflict(
                         "This Idempotency-Key was already used with a different batch.",
@@ -396,9 +452,34 @@ class ApplicationService:
                 entry = self._entry(
                     prepared, idempotency_key=None, scope=scope, external_id=external_id
                 )
+                if batch_key:
+                    # [20] The same item of the same keyed batch gets the same id on a retry:
+                    # when a first attempt stored it but its answer (and the batch's record)
+                    # was lost with the primary's connection, the retry meets its own item in
+                    # the duplicate guard and answers 202 with it, not a 409.
+                    entry["item_id"] = hashlib.sha256(
+                        f"{batch_key}|{index}|{prepared.fingerprint}".encode()
+                    ).hexdigest()[:32]
                 entries.append((index, entry))
-        results = self.outbox.put_many([entry for _, entry in entries])
-        for (index, _), result in zip(entries, results, strict=True):
+        not_durable: Exception | None = None
+        try:
+            results = self.outbox.put_many([entry for _, entry in entries])
+        except NotDurable as exc:
+            # [20] Stored, not confirmed: the answer is recorded under the batch's key below
+            # (a retry replays these ids, once confirmed), and this request answers 503.
+            results, not_durable = exc.results, exc
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise _not_confirmed(exc) from None
+        own = {entry.get("item_id") for _, entry in entries} - {None}
+        if not_durable is None and any(r.outcome == "duplicate" and r.id in own for r in results):
+            try:  # items of the first attempt: as durable as a new store before the 202
+                self.outbox.confirm_durable()
+            except (NotDurable, RedisConnectionError, RedisTimeoutError) as exc:
+                raise _not_confirmed(exc) from None
+        for (index, entry), result in zip(entries, results, strict=True):
+            if result.outcome == "duplicate" and result.id == entry.get("item_id"):
+                outcomes[index] = {"index": index, "status": 202, "id": result.id}
+                continue
             try:
                 accepted = self._accepted(result, scope)
             except IntakeRejected as exc:
@@ -423,6 +504,8 @@ class ApplicationService:
                 # The items are stored: answer them. A retry with this key then meets each
                 # item's duplicate guard (409 naming the stored application) instead.
                 log.warning("batch idempotency record not stored: %s", type(exc).__name__)
+        if not_durable is not None:
+            raise _not_confirmed(not_durable)
         return response
 
     # ------------------------------------------------------------------ read

@@ -72,9 +72,8 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    import redis
-
     from ats_gateway.config import Settings
+    from ats_gateway.redis_clients import build_redis
     from ats_gateway.services.applications.runtime import KIND
 
     try:
@@ -83,7 +82,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
     settings = Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = build_redis(settings, socket_connect_timeout=5)
     rows = count_sources(Outbox.from_settings(client, KIND, settings), since=since)
     if args.json:
         print(json.dumps({"since": args.since, "rows": rows}))

@@ -38,6 +38,22 @@ class PutResult:
         return self.outcome == "accepted"
 
 
+class NotDurable(Exception):
+    """Stored, but Redis did not confirm in time that it is in the append-only file of the
+    primary and of enough replicas (``WAITAOF``): the caller must not answer ``202``. A retry
+    with the same idempotency key returns the same item (and waits again); ``results`` are
+    what the store did (one :class:`PutResult` per entry)."""
+
+    def __init__(self, results: list[PutResult], local: int, replicas: int, wanted: int) -> None:
+        super().__init__(
+            f"WAITAOF confirmed {local} local and {replicas} of {wanted} replica fsyncs"
+        )
+        self.results = results
+        self.local = local
+        self.replicas = replicas
+        self.wanted = wanted
+
+
 @dataclass
 class Item:
     """A claimed item, as a :class:`Deliverer` sees it.

@@ -21,6 +21,7 @@ from ats_gateway.services.delivery.model import (
     QUEUED,
     Attachments,
     Item,
+    NotDurable,
     Outcome,
     PutResult,
     _dumps,
@@ -74,6 +75,8 @@ class Outbox:
             retry_base_seconds=settings.retry_base_delay_seconds,
             retry_max_seconds=settings.retry_max_delay_seconds,
             fsync=settings.intake_fsync,
+            replicas=settings.durable_replicas,
+            durable_timeout_ms=settings.intake_durable_timeout_ms,
             heartbeat=getattr(settings, "delivery_heartbeat", True),
         )
 
@@ -87,6 +90,8 @@ class Outbox:
         retry_base_seconds: float = 1.0,
         retry_max_seconds: float = 600.0,
         fsync: bool = True,
+        replicas: int = 0,
+        durable_timeout_ms: int = 2000,
         clock: Callable[[], float] = time.time,
         heartbeat: bool = True,
     ) -> None:
@@ -98,6 +103,8 @@ class Outbox:
         self.retry_base_seconds = float(retry_base_seconds)
         self.retry_max_seconds = float(retry_max_seconds)
         self.fsync = fsync
+        self.replicas = max(0, int(replicas))
+        self.durable_timeout_ms = max(1, int(durable_timeout_ms))
         self.clock = clock
         self.ready_key = self.prefix + "ready"
         self.inflight_key = self.prefix + "inflight"
@@ -110,7 +117,6 @@ class Outbox:
         self._drop = redis_client.register_script(_DROP)
         self._extend = redis_client.register_script(_EXTEND)
         self._progress = redis_client.register_script(_PROGRESS)
-        self._waitaof_supported: bool | None = None
         # Leases are short and follow the worker: renewed every third of a lease while held.
         self.heartbeat = _Heartbeat(self, max(0.2, self.lease_seconds / 3)) if heartbeat else None
 
@@ -164,10 +170,13 @@ class Outbox:
         ``idempotency`` = (key, fingerprint of the request): a key seen before answers
         ``replay`` (same fingerprint) or ``idempotency_conflict``. ``unique`` names (e.g. the
         normalized email + job) answer ``duplicate`` with the holder's id while that item's
-        status lives. Returns only once Redis has the item (and, where the server supports
-        ``WAITAOF``, once it is fsynced to the append-only file; ``wait=False`` leaves that to
-        one :meth:`wait_durable` after a whole batch). ``fields``: more hash fields stored with
-        an accepted item, in the same script.
+        status lives. ``fields``: more hash fields stored with an accepted item, in the same
+        script.
+
+        Returns once the item is in the primary's append-only file and in that of
+        ``replicas`` replicas (``WAITAOF``, on the same connection as the store), else raises
+        :class:`NotDurable` (stored all the same: a retry with the same idempotency key
+        returns this item). ``wait=False``: only stored.
         """
         keys, args = self._put_args(
             payload,
@@ -178,10 +187,10 @@ class Outbox:
             unique=unique,
             fields=fields,
         )
-        outcome, found = self._put(keys=keys, args=args)
+        replies = self._durably(lambda pipe: self._put(keys=keys, args=args, client=pipe), wait)
+        outcome, found = replies[0]
         result = PutResult(_text(outcome), _text(found))
-        if result.accepted and wait:
-            self.wait_durable()
+        self._check_durable(replies, [result])
         return result
 
     def _put_args(
@@ -232,22 +241,51 @@ class Outbox:
             entry_keys, entry_args = self._put_args(**entry)
             keys.extend(entry_keys)
             args.extend([len(entry_keys), len(entry_args), *entry_args])
-        rows = self._put_many(keys=keys, args=args)
-        results = [PutResult(_text(outcome), _text(found)) for outcome, found in rows]
-        if wait and any(r.accepted for r in results):
-            self.wait_durable()
+        replies = self._durably(
+            lambda pipe: self._put_many(keys=keys, args=args, client=pipe), wait
+        )
+        results = [PutResult(_text(outcome), _text(found)) for outcome, found in replies[0]]
+        self._check_durable(replies, results)
         return results
 
-    def wait_durable(self) -> None:
-        """Block until the append-only file holds what we wrote (Redis >= 7.2 ``WAITAOF``)."""
-        if not self.fsync or self._waitaof_supported is False:
+    def confirm_durable(self) -> None:
+        """Raise :class:`NotDurable` unless everything written before now is as durable as a
+        fresh store (a replayed answer whose first attempt got no confirmation): one small
+        write (a marker that expires), so that ``WAITAOF`` on this connection covers what the
+        primary had before it (replication is in order)."""
+        replies = self._durably(
+            lambda pipe: pipe.set(self.prefix + "durable-mark", b"1", px=60000), True
+        )
+        self._check_durable(replies, [])
+
+    def _durably(self, store: Callable[[Any], Any], wait: bool) -> list[Any]:
+        """Run `store` and then ``WAITAOF`` in one non-transactional pipeline: the same
+        connection, since ``WAITAOF`` waits only for the writes of the connection it is sent on
+        (https://redis.io/docs/latest/commands/waitaof/), and not ``MULTI`` or a script, where
+        it does not block. Returns [store's reply, WAITAOF's reply or error (if sent)]."""
+        pipe = self.redis.pipeline(transaction=False)
+        store(pipe)
+        if wait and self.fsync:
+            pipe.execute_command("WAITAOF", 1, self.replicas, self.durable_timeout_ms)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]  # not stored (Redis full, a script error): nothing to confirm
+        return replies
+
+    def _check_durable(self, replies: list[Any], results: list[PutResult]) -> None:
+        if len(replies) < 2:
             return
-        try:
-            self.redis.execute_command("WAITAOF", 1, 0, 1000)
-            self._waitaof_supported = True
-        except redis.ResponseError:
-            # Older server, or AOF off (dev without persistence): everysec fsync is the bound.
-            self._waitaof_supported = False
+        if results and not any(r.outcome in ("accepted", "replay") for r in results):
+            return  # nothing this request will answer 202 for
+        answer = replies[1]
+        if isinstance(answer, Exception):
+            # No AOF on this server, or a server without WAITAOF: the durability the 202
+            # promises cannot be had (readiness says so too; `intake_fsync=false` waives it).
+            log.warning("WAITAOF refused: %s", str(answer)[:200])
+            raise NotDurable(results, 0, 0, self.replicas)
+        local, replicas = (int(n) for n in answer)
+        if local < 1 or replicas < self.replicas:
+            raise NotDurable(results, local, replicas, self.replicas)
 
     # ------------------------------------------------------------------ read
 

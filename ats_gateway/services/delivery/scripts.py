@@ -22,7 +22,13 @@ local function put(k, a)
     if seen then
       local sep = string.find(seen, '|', 1, true)
       local seen_fp, seen_id = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
-      if seen_fp == fingerprint then return {'replay', seen_id} end
+      if seen_fp == fingerprint then
+        -- A write (the same value, the same TTL) so that the WAITAOF sent after this script on
+        -- the same connection covers the first attempt's store too (replication is in order):
+        -- a replay is durable before it is answered, like the first 202.
+        redis.call('SET', k[3], seen, 'KEEPTTL')
+        return {'replay', seen_id}
+      end
       return {'idempotency_conflict', seen_id}
     end
     first_unique = 4

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from ats_gateway.services.delivery import Outbox, Outcome
 
@@ -82,7 +83,7 @@ def test_a_batch_is_stored_all_or_nothing_and_in_order(redis_client, cleanup):
     assert box.counts()["queued"] == 3
     redis_client.config_set("maxmemory", 1)
     try:
-        with pytest.raises(Exception, match="OOM"):
+        with pytest.raises(redis.exceptions.OutOfMemoryError):  # (Valkey: "OOM command ...")
             box.put_many([{"payload": {"n": 5}}, {"payload": {"n": 6}}])
     finally:
         redis_client.config_set("maxmemory", 0)
