@@ -81,4 +81,6 @@ class Receiver:
     def requests(self) -> list[dict]:
         if not self.log_path.exists():
             return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        # Only whole lines: the receiver may be writing the last one as we read.
+        whole = self.log_path.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in whole if line]
