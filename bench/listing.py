@@ -19,6 +19,7 @@ Needs `wrk` (`apt-get install -y wrk`).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import statistics
@@ -145,7 +146,7 @@ def main() -> int:
             else "between two runs on `/healthz` (ratio: listing / their mean)"
         )
         + f", stack after stack, {args.rounds} rounds. "
-        "The machine is shared with other engineers' work (load average 10-15 on 2 CPUs): "
+        f"Load average when it ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
         "compare the ratio, taken at the same time on the same server.",
         "",
         "| stack | healthz req/s (median) | listing req/s (median) | healthz p99 ms | "
