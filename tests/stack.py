@@ -59,6 +59,7 @@ Factories (context managers and functions, for any fixture scope or inside a tes
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -131,15 +132,17 @@ def wait_for(
 
 @contextmanager
 def running_sandbox(
-    prepare: Callable[[Any], None] | None = None, **config: Any
+    prepare: Callable[[Any], None] | None = None, *, pubsub: bool = False, **config: Any
 ) -> Iterator[ServerHandle]:
     """The sandbox org (`sandbox_org.create_app(config)`) served in a thread on a free port.
 
-    `prepare(app)` runs before it serves (e.g. to add a request hook)."""
+    `prepare(app)` runs before it serves (e.g. to add a request hook); `pubsub`: its Pub/Sub
+    API too, on a free port, with a keepalive every second (`.pubsub_target`)."""
     app = create_sandbox(config)
     if prepare is not None:
         prepare(app)
-    handle = start_in_thread(app)
+    options = {"pubsub_port": 0, "pubsub_keepalive": 1.0} if pubsub else {}
+    handle = start_in_thread(app, **options)
     try:
         yield handle
     finally:
@@ -276,6 +279,43 @@ def running_gunicorn(
     )
     process.url = url  # type: ignore[attr-defined]
     return process.start(timeout=60)
+
+
+def events_overrides(sandbox: Any) -> dict[str, Any]:
+    """Settings for an `ats-gateway events` subscriber on `sandbox`'s Pub/Sub API (started with
+    `running_sandbox(pubsub=True)`), quick to take its lease and to fall back."""
+    return {
+        "pubsub_endpoint": sandbox.pubsub_target,
+        "pubsub_tls": False,
+        "events_heartbeat_seconds": 0.5,
+        "events_lease_seconds": 3.0,
+        "events_poll_seconds": 0.5,
+    }
+
+
+def running_subscriber(
+    settings: Settings, log_path: Path, *, streaming: redis.Redis | None = None
+) -> ManagedProcess:
+    """`ats-gateway events` on `settings`, started as an operator runs it; with `streaming` (a
+    client of its Redis), once its state says it holds the stream."""
+    process = ManagedProcess(
+        "events",
+        [sys.executable, "-m", "ats_gateway.cli", "events"],
+        env=child_env(settings),
+        cwd=PROJECT_ROOT,
+        log_path=log_path,
+    ).start()
+    if streaming is not None:
+        try:
+            wait_for(
+                lambda: streaming.hget("ats-gateway:events:state", "mode") == b"stream",
+                60,
+                what="the subscriber's stream",
+            )
+        except BaseException:
+            process.stop()
+            raise
+    return process
 
 
 def secret_headers(redis_client: redis.Redis, scopes: Iterable[str], name: str = "tests") -> dict:

@@ -8,7 +8,6 @@ sandbox's usage counter (`/__sandbox__/usage`) and the subscriber's own state in
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -17,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 import requests
-from stack import FAST_DELIVERY, wait_for
+from stack import FAST_DELIVERY, events_overrides, running_subscriber, wait_for
 
-from ats_gateway.config import PROJECT_ROOT, Settings
+from ats_gateway.config import Settings
 from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env, start_worker
+from ats_gateway.embedded.stack import start_worker
 from ats_gateway.security import KeyStore
 from sandbox_org import create_app as create_sandbox
 from sandbox_org.server import start_in_thread
@@ -63,11 +62,7 @@ def stack_overrides(sandbox_org) -> dict[str, Any]:
     return {
         **FAST_DELIVERY,
         "jobs_staleness_seconds": 3600,
-        "pubsub_endpoint": sandbox_org.pubsub_target,
-        "pubsub_tls": False,
-        "events_heartbeat_seconds": 0.5,
-        "events_lease_seconds": 3.0,
-        "events_poll_seconds": 0.5,
+        **events_overrides(sandbox_org),
         "events_stream_retry_seconds": 2.0,
     }
 
@@ -96,13 +91,7 @@ class Subscriber:
         self.process: ManagedProcess | None = None
 
     def start(self) -> None:
-        self.process = ManagedProcess(
-            "events",
-            [sys.executable, "-m", "ats_gateway.cli", "events"],
-            env=child_env(self.settings),
-            cwd=PROJECT_ROOT,
-            log_path=self.log_path,
-        ).start()
+        self.process = running_subscriber(self.settings, self.log_path)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -10,31 +10,29 @@ Feeds are not rebuilt by the change (`feeds_rebuild_seconds` is 5 minutes here).
 
 from __future__ import annotations
 
-import sys
 import uuid
 from typing import Any
 
 import pytest
 import requests
-from stack import FAST_DELIVERY, secret_headers, wait_for
+from stack import (
+    FAST_DELIVERY,
+    events_overrides,
+    running_sandbox,
+    running_subscriber,
+    secret_headers,
+    wait_for,
+)
 
-from ats_gateway.config import PROJECT_ROOT
-from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env
 from ats_gateway.services.jobs.store import KEY_PREFIX, SnapshotStore
-from sandbox_org import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 
 JOB = "bpats__Job__c"
 
 
 @pytest.fixture(scope="module")
 def sandbox_org():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 120}), pubsub_port=0, pubsub_keepalive=1.0
-    )
-    yield handle
-    handle.stop()
+    with running_sandbox(pubsub=True, seed="demo", seed_jobs=120) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +45,7 @@ def stack_overrides(sandbox_org) -> dict[str, Any]:
     return {
         **FAST_DELIVERY,
         "jobs_staleness_seconds": 3600,
-        "pubsub_endpoint": sandbox_org.pubsub_target,
-        "pubsub_tls": False,
-        "events_heartbeat_seconds": 0.5,
-        "events_lease_seconds": 3.0,
-        "events_poll_seconds": 0.5,
+        **events_overrides(sandbox_org),
         "feeds_rebuild_seconds": 300,
         "feed_key_indeed": "indeed-feed-key",
     }
@@ -59,17 +53,8 @@ def stack_overrides(sandbox_org) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def subscriber(stack_settings, stack_redis, tmp_path_factory):
-    process = ManagedProcess(
-        "events",
-        [sys.executable, "-m", "ats_gateway.cli", "events"],
-        env=child_env(stack_settings),
-        cwd=PROJECT_ROOT,
-        log_path=tmp_path_factory.mktemp("events") / "events.log",
-    ).start()
-    wait_for(
-        lambda: stack_redis.hget("ats-gateway:events:state", "mode") == b"stream",
-        60,
-        what="the event stream",
+    process = running_subscriber(
+        stack_settings, tmp_path_factory.mktemp("events") / "events.log", streaming=stack_redis
     )
     yield process
     process.stop()

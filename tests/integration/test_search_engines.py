@@ -10,7 +10,6 @@ the issue's acceptance says); nothing asserts on wall-clock durations.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,15 +17,18 @@ from typing import Any
 import pytest
 import redis
 from search_standin import SearchStandIn
-from stack import FAST_DELIVERY, build_gateway, running_beat, wait_for
+from stack import (
+    FAST_DELIVERY,
+    build_gateway,
+    events_overrides,
+    running_beat,
+    running_sandbox,
+    running_subscriber,
+    wait_for,
+)
 
-from ats_gateway.config import PROJECT_ROOT
-from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env
 from ats_gateway.services.indexing import IndexNow, SearchNotifier, build_notifier
 from ats_gateway.services.jobs.lifecycle import STREAM_KEY, JobLifecycle
-from sandbox_org import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 
 JOB = "bpats__Job__c"
 HOST = "careers.example.com"
@@ -39,11 +41,8 @@ def page(job_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def sandbox_org():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 20}), pubsub_port=0, pubsub_keepalive=1.0
-    )
-    yield handle
-    handle.stop()
+    with running_sandbox(pubsub=True, seed="demo", seed_jobs=20) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +63,7 @@ def stack_overrides(sandbox_org, standin, tmp_path_factory) -> dict[str, Any]:
     return {
         **FAST_DELIVERY,
         "jobs_staleness_seconds": 3600,
-        "pubsub_endpoint": sandbox_org.pubsub_target,
-        "pubsub_tls": False,
-        "events_heartbeat_seconds": 0.5,
-        "events_lease_seconds": 3.0,
-        "events_poll_seconds": 0.5,
+        **events_overrides(sandbox_org),
         "job_page_url_template": page("{id}"),
         "search_poll_seconds": 0.5,
         "google_indexing_key_file": key_file,
@@ -86,13 +81,7 @@ def running(stack_settings, stack_redis, worker, tmp_path_factory) -> Iterator[N
     """Beat and the `ats-gateway events` subscriber, as `ats-gateway dev` runs them."""
     logs = tmp_path_factory.mktemp("search-stack")
     beat = running_beat(stack_settings, logs)
-    events = ManagedProcess(
-        "events",
-        [sys.executable, "-m", "ats_gateway.cli", "events"],
-        env=child_env(stack_settings),
-        cwd=PROJECT_ROOT,
-        log_path=logs / "events.log",
-    ).start()
+    events = running_subscriber(stack_settings, logs / "events.log")
     try:
         wait_for(
             lambda: stack_redis.hget("ats-gateway:events:state", "mode") == b"stream",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -40,15 +39,15 @@ from stack import (
     open_job_ids,
     running_beat,
     running_gunicorn,
+    running_subscriber,
     running_worker,
     secret_headers,
     wait_for,
 )
 
-from ats_gateway.config import PROJECT_ROOT, Settings
+from ats_gateway.config import Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port
 from ats_gateway.embedded.redis import EmbeddedSentinel
-from ats_gateway.embedded.stack import child_env
 from ats_gateway.extensions import services
 from ats_gateway.redis_clients import build_redis
 from ats_gateway.services.delivery import Outbox
@@ -108,15 +107,8 @@ class Processes:
             self.all.append(running_worker(self.settings, self.app, self.log_dir))
         self.all.append(running_beat(self.settings, self.log_dir))
         if subscriber:
-            self.all.append(
-                ManagedProcess(
-                    "events",
-                    [sys.executable, "-m", "ats_gateway.cli", "events"],
-                    env=child_env(self.settings),
-                    cwd=PROJECT_ROOT,
-                    log_path=self.log_dir / f"events-{uuid.uuid4().hex[:6]}.log",
-                ).start()
-            )
+            log_path = self.log_dir / f"events-{uuid.uuid4().hex[:6]}.log"
+            self.all.append(running_subscriber(self.settings, log_path))
         if gateway:
             self.gateway = running_gunicorn(self.settings, self.log_dir, workers=2)
             self.all.append(self.gateway)

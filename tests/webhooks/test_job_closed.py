@@ -12,22 +12,25 @@ on 127.0.0.1; a private Redis database.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stack import FAST_DELIVERY, running_beat, secret_headers, wait_for
+from stack import (
+    FAST_DELIVERY,
+    events_overrides,
+    running_beat,
+    running_sandbox,
+    running_subscriber,
+    secret_headers,
+    wait_for,
+)
 from standardwebhooks import Webhook
 
 from ats_gateway.api.jobs import sign_hook
-from ats_gateway.config import PROJECT_ROOT
 from ats_gateway.embedded import ManagedProcess
-from ats_gateway.embedded.stack import child_env
 from ats_gateway.services.jobs.lifecycle import STREAM_KEY
-from sandbox_org import create_app as create_sandbox
-from sandbox_org.server import start_in_thread
 from webhooks.harness import Receiver
 
 JOB = "bpats__Job__c"
@@ -36,11 +39,8 @@ HOOK_SECRET = "job-closed-hook-secret"
 
 @pytest.fixture(scope="module")
 def sandbox_org():
-    handle = start_in_thread(
-        create_sandbox({"seed": "demo", "seed_jobs": 12}), pubsub_port=0, pubsub_keepalive=1.0
-    )
-    yield handle
-    handle.stop()
+    with running_sandbox(pubsub=True, seed="demo", seed_jobs=12) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,7 @@ def stack_overrides(sandbox_org) -> dict[str, Any]:
     return {
         **FAST_DELIVERY,
         "jobs_hook_secret": HOOK_SECRET,
-        "pubsub_endpoint": sandbox_org.pubsub_target,
-        "pubsub_tls": False,
-        "events_heartbeat_seconds": 0.5,
-        "events_lease_seconds": 3.0,
-        "events_poll_seconds": 0.5,
+        **events_overrides(sandbox_org),
         "job_events_poll_seconds": 0.5,
         "webhook_retry_base_seconds": 0.2,
         "webhook_retry_max_seconds": 0.5,
@@ -156,19 +152,8 @@ def test_job_closed_reaches_subscribed_endpoints_from_the_full_reload_and_from_c
     assert got[0]["data"]["status"] == "closed"
 
     # Path 2: the change-event subscriber.
-    events = ManagedProcess(
-        "events",
-        [sys.executable, "-m", "ats_gateway.cli", "events"],
-        env=child_env(stack_settings),
-        cwd=PROJECT_ROOT,
-        log_path=tmp_path / "events.log",
-    ).start()
+    events = running_subscriber(stack_settings, tmp_path / "events.log", streaming=stack_redis)
     try:
-        wait_for(
-            lambda: stack_redis.hget("ats-gateway:events:state", "mode") == b"stream",
-            60,
-            what="the subscriber's stream",
-        )
         second = open_job(admin)
         wait_for(
             lambda: stack_redis.hexists("ats-gateway:jobs:lifecycle:digests", second[:15]),
