@@ -184,7 +184,7 @@ class Load:
                     continue
                 self._record(response, items, batch)
                 break
-            time.sleep(0.25 if not SOAK else 0.05)  # the short form: fewer to deliver
+            time.sleep(1.0 if not SOAK else 0.05)  # the short form: fewer to deliver
 
     def _record(self, response: requests.Response, items: list[dict], batch: bool) -> None:
         now = time.monotonic()
@@ -222,20 +222,36 @@ class Load:
 
 
 def delivered_exactly_once(
-    outbox: Outbox, admin: Any, accepted: dict[str, str], tag: str, timeout: float
+    outbox: Outbox, admin: Any, accepted: dict[str, str], tag: str, stall: float
 ) -> dict[str, dict]:
-    """Every accepted application delivered, once, read back from the org."""
+    """Every accepted application delivered, once, read back from the org.
+
+    The wait fails when delivery stops making progress for `stall` seconds, not after a fixed
+    time: a runner sharing two cores with others delivers more slowly, and what this asserts is
+    that nothing is stuck, not a speed (`bench/` measures speed)."""
     final: dict[str, dict] = {}
 
-    def settled() -> bool:
+    def settle() -> None:
         for application_id in accepted:
             if application_id not in final:
                 record = outbox.get(application_id)
                 if record and record["status"] in ("delivered", "duplicate", "failed"):
                     final[application_id] = record
-        return len(final) == len(accepted)
 
-    wait_for(settled, timeout, 0.5, f"{len(accepted)} applications to settle")
+    progress_at, seen = time.monotonic(), -1
+    while len(final) < len(accepted):
+        settle()
+        if len(final) > seen:
+            progress_at, seen = time.monotonic(), len(final)
+        elif time.monotonic() - progress_at > stall:
+            waiting = Counter(
+                (outbox.get(i) or {}).get("status", "missing") for i in accepted if i not in final
+            )
+            raise AssertionError(
+                f"delivery stalled for {stall:.0f}s: {len(final)} of {len(accepted)} settled, "
+                f"the rest by outbox status: {dict(waiting)}"
+            )
+        time.sleep(0.5)
     assert Counter(r["status"] for r in final.values()) == {"delivered": len(accepted)}
     rows = [
         r
@@ -504,9 +520,7 @@ def test_a_single_redis_restarted_frozen_and_filled_under_load(single, full_redi
         assert load.answers[500] == 0, load.answers
         assert not load.failures, load.failures[:5]
         assert not processes.exited(), processes.exited()
-        final = delivered_exactly_once(
-            single["outbox"], single["admin"], load.accepted, tag, scale(120, 300)
-        )
+        final = delivered_exactly_once(single["outbox"], single["admin"], load.accepted, tag, 60)
         _report(
             "single Redis restarted, frozen 8 s, full",
             accepted=len(final),
@@ -640,7 +654,7 @@ def test_sigkill_of_the_primary_mid_flow_loses_nothing(sentinel_stack, sandbox, 
         assert load.answers[500] == 0, load.answers
         assert not load.failures, load.failures[:5]
         assert not processes.exited(), processes.exited()
-        final = delivered_exactly_once(outbox, admin, load.accepted, tag, scale(120, 300))
+        final = delivered_exactly_once(outbox, admin, load.accepted, tag, 60)
         _report(
             "Sentinel failover (SIGKILL of the primary)",
             accepted=len(final),
