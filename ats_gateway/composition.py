@@ -11,6 +11,9 @@ Salesforce clients authenticate on first call.
 piece (``Services.<name>``)   built by (the one place)
 ============================  =====================================================
 redis                         :func:`build_redis` (here)
+tracked                       ``redis_tracking.TrackedKeys`` (here): the key generation and the
+                              jobs pointer, read by every request, kept in the process and
+                              invalidated by Redis (client-side caching, [18])
 metrics                       ``extensions.Metrics()`` (here); gauges: :func:`register_metrics`
 readiness                     ``extensions.Readiness()`` (here); checks: :func:`register_checks`
 connections                   ``connections.Connections(settings, redis)`` (one client each)
@@ -66,8 +69,9 @@ from ats_gateway.events import EventsState
 from ats_gateway.extensions import SERVICES, Metrics, Readiness
 from ats_gateway.metadata import Metadata
 from ats_gateway.metadata.sources import fetchers_from_connections
+from ats_gateway.redis_tracking import TrackedKeys
 from ats_gateway.security.cors import OriginIndex
-from ats_gateway.security.keys import PUBLISHABLE, SECRET, KeyStore
+from ats_gateway.security.keys import GENERATION, PUBLISHABLE, SECRET, KeyStore
 from ats_gateway.security.links import FeedbackLinks
 from ats_gateway.services import jobs as jobs_layer
 from ats_gateway.services.applications import ApplicationService
@@ -98,6 +102,7 @@ class Services:
 
     settings: Settings
     redis: redis.Redis
+    tracked: TrackedKeys
     metrics: Metrics
     readiness: Readiness
     connections: Connections
@@ -133,11 +138,19 @@ def build_redis(settings: Settings) -> redis.Redis:
 def build_services(settings: Settings) -> Services:
     """Build every long-lived piece for ``settings``, then register readiness and metrics."""
     redis_client = build_redis(settings)
+    # [18] what every request reads and almost nothing writes: no round trip per request
+    tracked = TrackedKeys(
+        redis_client,
+        redis_clients.tracking_connection(settings),
+        [GENERATION, jobs_layer.CURRENT_KEY],
+    )
     connections = Connections(settings, redis_client)
     metadata = metadata_layer.build_metadata(
         settings, redis_client, fetchers_from_connections(connections)
     )
-    jobs = jobs_layer.build_service(settings, redis_client, metadata, connections.client)
+    jobs = jobs_layer.build_service(
+        settings, redis_client, metadata, connections.client, hot=tracked
+    )
     # [12] While `ats-gateway events` heartbeats, it keeps the snapshot current (no reload for
     # staleness, beat's full reload stands down); jobs that left answer 410 for 30 days.
     events_state = EventsState(redis_client, heartbeat_seconds=settings.events_heartbeat_seconds)
@@ -178,11 +191,12 @@ def build_services(settings: Settings) -> Services:
     links = FeedbackLinks(
         redis_client, settings.secret_key, max_ttl=settings.feedback_link_max_ttl_seconds
     )
-    key_store = KeyStore(redis_client)
+    key_store = KeyStore(redis_client, hot=tracked)
 
     services = Services(
         settings=settings,
         redis=redis_client,
+        tracked=tracked,
         metrics=Metrics(),
         readiness=Readiness(),
         connections=connections,

@@ -14,10 +14,11 @@ Cluster mode is out of scope: Celery's Redis transport does not support it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -73,6 +74,22 @@ def build_redis(settings: Settings, **overrides: Any) -> redis.Redis:
         **_node_options(settings),
         **options,
     )
+
+
+def tracking_connection(settings: Settings) -> Callable[[], redis.connection.AbstractConnection]:
+    """A factory of the connection a process's tracked keys listen on (``redis_tracking``): the
+    same server (or Sentinel's primary, asked again on every connect), RESP2 (invalidations
+    arrive as Pub/Sub messages), no retries or health checks (a failure must reach the
+    tracker, which then serves nothing from its cache until it has reconnected)."""
+    client = build_redis(
+        settings,
+        protocol=2,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_error=[],
+        health_check_interval=0,
+        socket_timeout=5,
+    )
+    return client.connection_pool.make_connection
 
 
 def celery_connection(settings: Settings) -> tuple[str, dict[str, Any]]:

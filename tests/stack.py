@@ -77,6 +77,7 @@ from ats_gateway import create_app
 from ats_gateway.config import PROJECT_ROOT, ConnectionConfig, Settings
 from ats_gateway.embedded import EmbeddedRedis, ManagedProcess, free_port
 from ats_gateway.embedded.stack import beat_argv, child_env, gunicorn_argv, start_worker
+from ats_gateway.redis_tracking import close_all as close_all_tracking
 from ats_gateway.salesforce import ConnectionSettings, Grants, SalesforceClient
 from ats_gateway.security import KeyStore
 from sandbox_org.app import create_app as create_sandbox
@@ -128,6 +129,36 @@ def wait_for(
 
 
 # --------------------------------------------------------------------------- the sandbox org
+
+
+@contextmanager
+def redis_commands(redis_url: str, *, db: int | None = None) -> Iterator[list[list[str]]]:
+    """Every command the Redis server runs meanwhile (MONITOR), as lists of strings; with
+    `db`, only that database's."""
+    seen: list[list[str]] = []
+    client = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            while not stop.is_set():
+                command = monitor.next_command()
+                if db is None or int(command["db"]) == db:
+                    seen.append(command["command"].split())
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    time.sleep(0.2)  # MONITOR is registered once the server answered it
+    try:
+        yield seen
+    finally:
+        stop.set()
+        client.ping()  # wakes the watcher up
+        thread.join(5)
+        client.close()
 
 
 @contextmanager
@@ -362,6 +393,7 @@ def redis_server(tmp_path_factory) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(data_dir=tmp_path_factory.mktemp("redis"), appendfsync="always")
     server.start()
     yield server
+    close_all_tracking()  # the apps' tracked keys stop before their Redis does
     server.stop()
 
 

@@ -126,6 +126,7 @@ class DescribeCache:
         # fetched", so a change made just after our fetch is not lost to clock skew.
         self.clock_skew = clock_skew
         self._down_until: dict[str, float] = {}  # connection -> no fetch before (unreachable)
+        self._redis_down_until = 0.0  # no Redis read before (it was unreachable)
         self._local: dict[tuple[str, str], tuple[CachedDescribe, float]] = {}
         self._lock = threading.Lock()
         self._requested = 0.0
@@ -143,9 +144,15 @@ class DescribeCache:
         if local and now - local[1] < self.local_ttl:
             return local[0]
         try:
+            if self._redis_down_until > now:
+                raise redis.ConnectionError("unreachable at the last attempt; retrying later")
             stored_version = self._redis_version(connection, sobject)
         except redis.RedisError as exc:
-            log.warning("describe cache: Redis unavailable (%s); serving local copy", exc)
+            if self._redis_down_until <= now:
+                # One wait for Redis's retries per backoff, not one per describe read: with
+                # Redis down, a start-up check reads a hundred describes (it took 166 s).
+                self._redis_down_until = now + self.failure_backoff
+                log.warning("describe cache: Redis unavailable (%s); serving local copy", exc)
             return local[0] if local else self._remember(self._from_snapshot(pair, str(exc)))
         if stored_version is None:
             return self.refresh(connection, sobject)

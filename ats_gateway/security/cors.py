@@ -115,7 +115,8 @@ def _cors_after_request(response: Response) -> Response:
     spec = current_spec()
     if spec is None or spec.scope is None:
         return response
-    response.vary.add("Origin")
+    if "origin" not in response.headers.get("Vary", "").lower():  # (the jobs views set it)
+        response.vary.add("Origin")
     key = getattr(g, "api_key", None)
     if origin and key is not None and key.publishable and key.allows_origin(origin):
         set_cors_headers(response, _options(origin, [request.method]))

@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import redis
 from limits import parse_many
 
+from ats_gateway.redis_tracking import HotKeys, PlainKeys
+
 PUBLISHABLE = "publishable"
 SECRET = "secret"
 KIND_PREFIX = {PUBLISHABLE: "pk", SECRET: "sk"}
@@ -179,9 +181,18 @@ class Lookup:
 class KeyStore:
     """API keys in Redis. Knows nothing of Flask; the CLI and the HTTP edge both use it."""
 
-    def __init__(self, client: redis.Redis, *, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        cache_size: int = 4096,
+        hot: HotKeys | None = None,
+    ) -> None:
         self.redis = client
         self.cache_size = cache_size
+        # The generation is read on every request: the app passes keys the process answers
+        # itself while Redis has not said they changed (`redis_tracking.TrackedKeys`).
+        self.hot: HotKeys = hot or PlainKeys(client)
         # sha256(plaintext) -> (key, generation read at); only keys that authenticated
         self._cache: OrderedDict[str, tuple[ApiKey, int]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -246,6 +257,7 @@ class KeyStore:
         pipe.sadd(INDEX, key_id)
         pipe.incr(GENERATION)
         pipe.execute()
+        self.hot.forget(GENERATION)
         return key, plaintext
 
     def revoke(self, key_id: str) -> ApiKey | None:
@@ -258,6 +270,7 @@ class KeyStore:
             pipe.hset(_NS + key_id, "revoked_at", repr(round(time.time(), 3)))
             pipe.incr(GENERATION)
             pipe.execute()
+            self.hot.forget(GENERATION)
         return self.get(key_id)
 
     # ------------------------------------------------------------------ reads
@@ -331,7 +344,7 @@ class KeyStore:
         return [k for k in found if include_revoked or k.active]
 
     def generation(self) -> int:
-        return int(self.redis.get(GENERATION) or 0)
+        return int(self.hot.get(GENERATION) or 0)
 
     def active_count(self) -> dict[str, int]:
         counts = {PUBLISHABLE: 0, SECRET: 0}

@@ -21,13 +21,23 @@ number of applications in a batch); a request costing more than what is left is 
 whole, and a refused request still spends (fixed windows count every attempt).
 
 Counters are shared by every gateway process through Redis (fixed windows, the `limits`
-library's rate-limit items, key names and window semantics), counted exactly: every request
-increments its counters in Redis before the view runs. A read costs one Redis round trip for
-all its limits: the counter script increments each window (as limits' own `incr_expire.lua`
-does: INCRBY, EXPIRE when the window starts) and in the same call reads each window's TTL (for
-the headers) and the API-key generation (which confirms a key served from the process's key
-cache, see `keys.py`). A submission tests its windows before the view (one pipelined read) and
-spends after a validated response (one script call).
+library's rate-limit items, key names and window semantics). The counter script increments
+each window (as limits' own `incr_expire.lua` does: INCRBY, EXPIRE when the window starts) and
+in the same call reads each window's TTL (for the headers) and the API-key generation (which
+confirms a key served from the process's key cache, see `keys.py`). A submission tests its
+windows before the view (one pipelined read) and spends after a validated response (one script
+call).
+
+Reads reserve ahead ([18]): a process that sees plenty left in a window (at least
+`LEASE_DIVISOR` per count) increments it by up to `LEASE_MAX` at once and hands those counts
+to its next requests in that window, one each, without a round trip. Counting stays
+conservative: Redis holds every count handed out or still held, so no window ever admits more
+than its limit; what a process holds is used by its own next requests until the window ends,
+and near the limit (under `LEASE_DIVISOR` per count left) every request counts in Redis
+itself. The cost is that a client spread over several processes can be refused a few
+requests early (at most what the other processes hold, a handful when the limit is near).
+The key generation is then confirmed from the process's tracked copy (`redis_tracking`), so a
+revoked key is still refused at its next request.
 
 Why not flask-limiter's request hooks (used here before [18]): per request they resolve and
 filter every declared limit through several layers of callables and context proxies, and read
@@ -43,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -102,22 +113,86 @@ class Window:
         return now + (self.ttl_ms / 1000 if self.ttl_ms > 0 else self.item.get_expiry())
 
 
+@dataclass
+class Lease:
+    """Counts of one window this process reserved in Redis and has not handed out yet."""
+
+    next: int  # the count the next request takes
+    last: int  # the last count reserved
+    ends: float  # time.monotonic() when the window ends (its counter expires in Redis)
+
+
 class RedisCounters:
-    """The fixed-window counters in Redis (one script call per request that spends)."""
+    """The fixed-window counters in Redis (one script call per request that spends, except
+    reads served from counts reserved ahead: see the module's docstring)."""
+
+    #: at most this many counts reserved at once per window and process
+    LEASE_MAX = 64
+    #: reserve n counts only while at least n * LEASE_DIVISOR are left in the window
+    LEASE_DIVISOR = 256
+    #: windows remembered per process (publishable keys count per visitor IP)
+    MAX_LEASES = 10_000
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._hit = client.register_script(_HIT)
+        self._leases: dict[str, Lease] = {}
+        self._leases_lock = threading.Lock()
+        #: script calls made (tests: reads served from reserved counts make none)
+        self.calls = 0
 
-    def hit(self, windows: list[Window], cost: int) -> int:
-        """Spend `cost` on every window; fills in counts and TTLs; returns the key generation."""
+    def hit(self, windows: list[Window], cost: int, *, ahead: bool = False) -> int | None:
+        """Spend `cost` on every window; fills in counts and TTLs; returns the key generation
+        read with the counters, or None when the counts came from what this process holds.
+        `ahead` (reads): counts may be reserved ahead and taken from what was reserved."""
+        now = time.monotonic()
+        if ahead and cost == 1 and self._take_reserved(windows, now):
+            return None
+        with self._leases_lock:
+            amounts = [self._reserve_size(w, cost, now) if ahead else cost for w in windows]
         args: list[int] = []
-        for w in windows:
-            args += [w.item.get_expiry(), cost]
+        for w, amount in zip(windows, amounts, strict=True):
+            args += [w.item.get_expiry(), amount]
+        self.calls += 1
         reply = self._hit(keys=[GENERATION, *(w.key for w in windows)], args=args)
-        for index, w in enumerate(windows):
-            w.count, w.ttl_ms = int(reply[2 * index]), int(reply[2 * index + 1])
+        with self._leases_lock:
+            for index, (w, amount) in enumerate(zip(windows, amounts, strict=True)):
+                last, ttl_ms = int(reply[2 * index]), int(reply[2 * index + 1])
+                # this request takes the first `cost` of the counts just reserved
+                w.count, w.ttl_ms = last - amount + cost, ttl_ms
+                if ahead:
+                    # what is left over (maybe nothing: then the lease only says how much
+                    # the window had left, for the size of the next reservation)
+                    self._leases[w.key] = Lease(w.count + 1, last, now + max(ttl_ms, 0) / 1000)
+            self._bound(now)
         return int(reply[-1] or 0) if len(reply) > 2 * len(windows) else 0
+
+    def _take_reserved(self, windows: list[Window], now: float) -> bool:
+        """One count of every window from what this process holds, if it holds one of each."""
+        with self._leases_lock:
+            leases = [self._leases.get(w.key) for w in windows]
+            for lease in leases:
+                if lease is None or lease.next > lease.last or now >= lease.ends:
+                    return False
+            for w, lease in zip(windows, leases, strict=True):
+                w.count, w.ttl_ms = lease.next, int((lease.ends - now) * 1000)
+                lease.next += 1
+        return True
+
+    def _reserve_size(self, w: Window, cost: int, now: float) -> int:
+        """How many counts to reserve: `cost`, or more when the window has plenty left (known
+        from this process's last reservation in the same window)."""
+        lease = self._leases.get(w.key)
+        if cost != 1 or lease is None or now >= lease.ends:
+            return cost  # the first count of a window here: nothing known of what is left
+        left = w.item.amount - lease.last
+        return max(1, min(self.LEASE_MAX, left // self.LEASE_DIVISOR))
+
+    def _bound(self, now: float) -> None:
+        if len(self._leases) > self.MAX_LEASES:
+            self._leases = {k: v for k, v in self._leases.items() if v.ends > now}
+            if len(self._leases) > self.MAX_LEASES:
+                self._leases.clear()
 
     def read(self, windows: list[Window]) -> int:
         """Fill in counts and TTLs without spending (one pipelined round trip); returns the
@@ -208,7 +283,7 @@ def _limit_request() -> None:
             g._ats_rate_cost = cost
             refused = [w for w in windows if w.count + cost > w.item.amount]
         else:
-            setattr(g, OBSERVED_GENERATION, counters.hit(windows, cost))
+            setattr(g, OBSERVED_GENERATION, counters.hit(windows, cost, ahead=True))
             refused = [w for w in windows if w.breached]
     except redis.RedisError as exc:
         g._ats_rate_windows = None
@@ -249,14 +324,21 @@ def _after_request(response: Response) -> Response:
     reset_at = chosen.reset_at(now)
     reset_in = max(1, math.ceil(reset_at - now))
     policy = ", ".join(f"{w.item.amount};w={w.item.get_expiry()}" for w in windows)
-    headers = response.headers
-    headers["RateLimit-Limit"] = str(chosen.item.amount)
-    headers["RateLimit-Remaining"] = str(remaining)
-    headers["RateLimit-Reset"] = str(reset_in)
-    headers["RateLimit-Policy"] = policy
-    headers["X-RateLimit-Limit"] = str(chosen.item.amount)
-    headers["X-RateLimit-Remaining"] = str(remaining)
-    headers["X-RateLimit-Reset"] = str(math.ceil(reset_at))
+    values = [
+        ("RateLimit-Limit", str(chosen.item.amount)),
+        ("RateLimit-Remaining", str(remaining)),
+        ("RateLimit-Reset", str(reset_in)),
+        ("RateLimit-Policy", policy),
+        ("X-RateLimit-Limit", str(chosen.item.amount)),
+        ("X-RateLimit-Remaining", str(remaining)),
+        ("X-RateLimit-Reset", str(math.ceil(reset_at))),
+    ]
     if response.status_code == 429:
-        headers["Retry-After"] = str(reset_in)
+        values.append(("Retry-After", str(reset_in)))
+    headers = response.headers
+    if "RateLimit-Limit" in headers or "Retry-After" in headers:
+        for name, value in values:
+            headers[name] = value
+    else:  # the usual case: add without scanning every header for each one ([18])
+        headers.extend(values)
     return response

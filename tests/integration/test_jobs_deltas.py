@@ -10,6 +10,11 @@ Feeds are not rebuilt by the change (`feeds_rebuild_seconds` is 5 minutes here).
 
 from __future__ import annotations
 
+import math
+import os
+import subprocess
+import sys
+import time
 import uuid
 from typing import Any
 
@@ -18,12 +23,16 @@ import requests
 from stack import (
     FAST_DELIVERY,
     events_overrides,
+    redis_commands,
     running_sandbox,
     running_subscriber,
     secret_headers,
     wait_for,
 )
 
+from ats_gateway.config import PROJECT_ROOT
+from ats_gateway.embedded.stack import child_env
+from ats_gateway.security.keys import GENERATION, KeyStore
 from ats_gateway.services.jobs.store import KEY_PREFIX, SnapshotStore
 
 JOB = "bpats__Job__c"
@@ -128,3 +137,83 @@ def test_an_edit_reaches_every_process_as_one_delta(subscriber, live_gateway, st
 
     # The board feed was not rebuilt for the change: same bytes, same validator.
     assert feed_etags() == before
+
+
+def test_a_listing_reads_the_catalogue_version_and_key_generation_from_its_process(
+    subscriber, live_gateway, stack_redis, stack_settings, redis_url, admin
+):
+    """[18] Under gunicorn (2 processes) a listing makes no Redis round trip for the catalogue's
+    version or the key generation: each process keeps them and Redis tells it when either
+    changes (CLIENT TRACKING). A change made elsewhere is still seen by the next request: a
+    key revoked with the CLI (another process) answers 401 at once in every gunicorn process,
+    and so does a job edit once its delta is published."""
+    db = int(stack_redis.connection_pool.connection_kwargs.get("db", 0))
+    store = SnapshotStore(stack_redis)
+    _, secret = KeyStore(stack_redis).create(
+        kind="secret", name="tracked", scopes=["jobs:read"], rate_limit="100000/minute"
+    )
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def statuses(n: int) -> list[int]:
+        return [
+            requests.get(live_gateway.url + "/v1/jobs", headers=headers, timeout=10).status_code
+            for _ in range(n)
+        ]
+
+    hot = {KEY_PREFIX + "current", GENERATION}
+
+    def hot_reads(n: int) -> tuple[list[list[str]], float]:
+        with redis_commands(redis_url, db=db) as seen:
+            started = time.monotonic()
+            assert statuses(n) == [200] * n
+            elapsed = time.monotonic() - started
+            time.sleep(0.2)
+        return [c for c in seen if c[0].upper() == "GET" and c[-1].strip('"') in hot], elapsed
+
+    def kept(n: int) -> bool:
+        # Without tracking: 2 reads a request. With it: each process reads each key again
+        # once its copy is a second old (`max_age`), however many requests it serves.
+        reads, elapsed = hot_reads(n)
+        return len(reads) <= 2 * len(hot) * (math.ceil(elapsed) + 1) < 2 * n
+
+    # Each process opens its tracking connection on first use; then the reads stop.
+    wait_for(lambda: kept(24), 30, 0.5, "the gunicorn processes to keep the hot keys")
+    assert kept(60)
+
+    # A revocation by the CLI, in another process: refused at the next request, everywhere.
+    prefix = secret.split("_")[0] + "_" + secret.split("_")[1]
+    revoked = subprocess.run(
+        [sys.executable, "-m", "ats_gateway.cli", "keys", "revoke", prefix],
+        env={**os.environ, **child_env(stack_settings)},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert statuses(8) == [401] * 8
+
+    # A new catalogue version written by another process is served at the next request.
+    headers = secret_headers(stack_redis, ["jobs:read"], name="tracked 2")
+    version = store.pointer().version
+    job = requests.get(live_gateway.url + "/v1/jobs", headers=headers, timeout=10).json()
+    word = "Zeppelin" + uuid.uuid4().hex[:6]
+    record = {**_public_record(store, job["data"][0]["id"]), "title": f"{word} Navigator"}
+    pointer = store.append([record], [], snapshot_at=time.time(), count=job["meta"]["total"])
+    assert int(pointer.version) == int(version) + 1
+    for _ in range(8):
+        found = requests.get(
+            live_gateway.url + "/v1/jobs", params={"q": word}, headers=headers, timeout=10
+        ).json()
+        assert [j["id"] for j in found["data"]] == [job["data"][0]["id"]]
+
+
+def _public_record(store: SnapshotStore, job_id: str) -> dict[str, Any]:
+    """The job's public record as the catalogue holds it now (base snapshot, then the log)."""
+    base = store.load(store.base())
+    found = {r["id"]: r for r in base.records}
+    for entry in store.entries(base.version):
+        found.update({r["id"]: r for r in entry.upserts})
+        for gone in entry.removals:
+            found.pop(gone, None)
+    return found[job_id]

@@ -5,16 +5,17 @@ A test blueprint has one endpoint per scope; the matrix sends every kind of key 
 
 from __future__ import annotations
 
-import threading
+import math
 import time
 import uuid
-from contextlib import contextmanager
 
 import pytest
 import redis
 from flask import Blueprint, g, request
+from stack import redis_commands, wait_for
 
 from ats_gateway import create_app
+from ats_gateway.extensions import services
 from ats_gateway.security import (
     PUBLISHABLE,
     SCOPES,
@@ -23,6 +24,8 @@ from ats_gateway.security import (
     public,
     require_scope,
 )
+from ats_gateway.security.keys import GENERATION
+from ats_gateway.security.ratelimit import RedisCounters
 
 ORIGIN = "https://careers.example.test"
 
@@ -172,49 +175,54 @@ def test_revoked_key_is_401_at_once(http, sec_app):
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
-@contextmanager
-def redis_commands(redis_url: str):
-    """Every command the Redis server runs meanwhile (MONITOR), as lists of strings."""
-    seen: list[list[str]] = []
-    client = redis.Redis.from_url(redis_url)
-    stop = threading.Event()
-    ready = threading.Event()
-
-    def watch() -> None:
-        with client.monitor() as monitor:
-            ready.set()
-            while not stop.is_set():
-                command = monitor.next_command()["command"]
-                seen.append(command.split())
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    ready.wait(5)
-    time.sleep(0.2)  # MONITOR is registered once the server answered it
-    try:
-        yield seen
-    finally:
-        stop.set()
-        client.ping()  # wakes the watcher up
-        thread.join(5)
-        client.close()
-
-
 def test_a_key_is_read_once_per_process_limits_still_count_every_request(http, sec_app, redis_url):
+    """[18] A listing's checks without a round trip each: the key's hash is read once per
+    process, the key generation comes from the process's tracked copy (Redis tells it of a
+    change), and a read limit with plenty left is spent from counts reserved ahead. Every
+    request is still counted, once, in order, and Redis holds at least every count."""
     store = key_store(sec_app)
-    key, plaintext = store.create(kind=SECRET, name="cached", scopes=["jobs:read"])
+    key, plaintext = store.create(
+        kind=SECRET, name="cached", scopes=["jobs:read"], rate_limit="100000/minute"
+    )
+    n = 60
+    remaining = []
+    tracked = services(sec_app).tracked
+    tracked.get(GENERATION)  # its first use in this process opens the tracking connection
+    wait_for(lambda: tracked.tracking, 10, what="the tracking connection")
     with redis_commands(redis_url) as seen:
-        for _ in range(20):
-            assert call(http, "GET", "/t/jobs", plaintext).status_code == 200
+        for _ in range(n):
+            response = call(http, "GET", "/t/jobs", plaintext)
+            assert response.status_code == 200
+            remaining.append(int(response.headers["RateLimit-Remaining"]))
         time.sleep(0.2)
     mine = [c for c in seen if any(key.id in part for part in c)]
-    # the key's hash is read once; after that one script call per request counts its limit
-    # and reads the key generation (which would show a revocation, see the test above)
     assert [c[0].upper() for c in mine].count("HGETALL") == 1
-    assert [c[0].upper() for c in mine].count("EVALSHA") == 20
+    scripts = [c[0].upper() for c in mine].count("EVALSHA")
+    # the first request of the window counts alone, then up to LEASE_MAX at once
+    assert 2 <= scripts <= 1 + math.ceil((n - 1) / 2), scripts
+    # (commands a script runs show in lower case)
+    generation_reads = [c for c in seen if c[0] == "GET" and GENERATION in c[-1]]
+    # the key's first lookup reads it with the hash, the tracked copy once: not per request
+    assert len(generation_reads) <= 2, generation_reads
+    # every request counted once, in order: the limit's remaining falls by one each time
+    assert remaining == [100000 - i for i in range(1, n + 1)]
     counters = [k for k in redis.Redis.from_url(redis_url).scan_iter(match=f"LIMITS:*{key.id}*")]
     assert len(counters) == 1
-    assert int(redis.Redis.from_url(redis_url).get(counters[0])) == 20
+    held = int(redis.Redis.from_url(redis_url).get(counters[0]))
+    assert n <= held <= n + RedisCounters.LEASE_MAX
+
+
+def test_a_limit_near_its_end_counts_each_request_in_redis(http, sec_app, redis_url):
+    """Reserving ahead never lets a window admit more than its limit: with little left, each
+    request counts in Redis, and the one past the limit is refused."""
+    store = key_store(sec_app)
+    key, plaintext = store.create(
+        kind=SECRET, name="tight", scopes=["jobs:read"], rate_limit="300/minute"
+    )
+    codes = [call(http, "GET", "/t/jobs", plaintext).status_code for _ in range(301)]
+    assert codes == [200] * 300 + [429]
+    counters = [k for k in redis.Redis.from_url(redis_url).scan_iter(match=f"LIMITS:*{key.id}*")]
+    assert int(redis.Redis.from_url(redis_url).get(counters[0])) == 301
 
 
 def test_publishable_key_from_a_foreign_origin_is_403(http, keys):

@@ -31,9 +31,13 @@ from ats_gateway.services.jobs.errors import (
     SnapshotUnavailable,
 )
 from ats_gateway.services.jobs.service import JobsService, RefreshResult, Rendered
-from ats_gateway.services.jobs.store import SnapshotStore
+from ats_gateway.services.jobs.store import KEY_PREFIX, SnapshotStore
+
+#: The key every request reads (the catalogue's version): see ``store.py``.
+CURRENT_KEY = KEY_PREFIX + "current"
 
 __all__ = [
+    "CURRENT_KEY",
     "CursorCodec",
     "CursorGone",
     "Delta",
@@ -89,8 +93,13 @@ def build_service(
     redis_client: Any,
     metadata: Any,
     clients: Callable[[str], Any],
+    *,
+    hot: Any = None,
 ) -> JobsService:
     """A :class:`JobsService` for these settings.
+
+    ``hot`` keeps the catalogue's ``current`` pointer (:data:`CURRENT_KEY`) in the process
+    (``redis_tracking.TrackedKeys``); every read is a GET without it.
 
     ``metadata`` is the process's :class:`~ats_gateway.metadata.Metadata`; ``clients`` returns
     the ``SalesforceClient`` of a connection (``Connections.client``), asked for on each
@@ -110,6 +119,7 @@ def build_service(
             redis_client,
             keep_seconds=int(max(600, 10 * staleness)),
             compact_every=settings.jobs_compact_every,
+            hot=hot,
         ),
         contract=view.contract,
         source=source,

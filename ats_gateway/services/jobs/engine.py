@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
@@ -91,12 +92,22 @@ class JobQuery:
 
     def signature(self) -> str:
         """What a cursor is bound to: the filters, q and sort (not limit, fields or cursor)."""
+        return self._signature
+
+    def canonical(self) -> str:
+        """A stable text of the whole query (same meaning -> same text), for ETags and caches."""
+        return self._canonical
+
+    # Computed once per query: the service remembers parsed queries, and a career site asks
+    # the same few again and again.
+    @functools.cached_property
+    def _signature(self) -> str:
         shape = [list(self.filters), list(self.ranges), self.words, self.sort.render()]
         digest = hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()
         return digest[:16]
 
-    def canonical(self) -> str:
-        """A stable text of the whole query (same meaning -> same text), for ETags and caches."""
+    @functools.cached_property
+    def _canonical(self) -> str:
         return json.dumps(
             [self.signature(), self.limit, self.fields, self.cursor], separators=(",", ":")
         )

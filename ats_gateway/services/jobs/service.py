@@ -378,10 +378,11 @@ class JobsService:
             "try again shortly."
         )
 
-    def index(self) -> JobIndex:
-        """The current catalogue, indexed: this process's copy, caught up with the log."""
+    def index(self, contract: JobsContract | None = None) -> JobIndex:
+        """The current catalogue, indexed: this process's copy, caught up with the log
+        (``contract``: the current one, when the caller already asked for it)."""
         pointer = self._pointer()
-        index = self._synced(pointer)
+        index = self._synced(pointer, contract)
         if index.version != self._responses_version:
             # Answers of older versions would show old records: drop them.
             with self._responses_lock:
@@ -394,8 +395,8 @@ class JobsService:
         pointer = self.store.pointer()
         return None if pointer is None else self._synced(pointer)
 
-    def _synced(self, pointer: Pointer) -> JobIndex:
-        contract = self.contract()
+    def _synced(self, pointer: Pointer, contract: JobsContract | None = None) -> JobIndex:
+        contract = contract or self.contract()
         found = self.cache.current
         if found is not None and found.version == pointer.version and found.contract is contract:
             return found
@@ -491,7 +492,7 @@ class JobsService:
         contract = self.contract()
         query = self.parse(args, contract)
         after = self.codec.decode(query.cursor, query)[0] if query.cursor else None
-        index = self.index()
+        index = self.index(contract)
         etag = self._etag(index, contract, "list" + query.canonical())
 
         def make() -> Rendered:
@@ -532,7 +533,7 @@ class JobsService:
         """``GET /v1/jobs/facets``: counts per value of each facet field under the filters."""
         contract = self.contract()
         query = self.parse(args, contract, listing=False)
-        index = self.index()
+        index = self.index(contract)
         etag = self._etag(index, contract, "facets" + query.canonical())
 
         def make() -> Rendered:

@@ -2,7 +2,8 @@
 
 Redis keys (prefix ``ats-gateway:jobs:``)::
 
-    current          "<version>|<snapshot_at>"  the one GET a request makes
+    current          "<version>|<snapshot_at>"  read by every request (the gateway's processes
+                     keep it, told of changes by Redis: see ``redis_tracking``)
     seq              INCR counter of versions (each version is one entry of ``log``)
     log              Redis Stream, one entry per version, id "<version>-1":
                        kind=delta     at, up (JSON: whole public records added or changed),
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+from ats_gateway.redis_tracking import HotKeys, PlainKeys
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,12 @@ class SnapshotStore:
         keep_seconds: int = 3600,
         compact_every: int = 1000,
         clock: Callable[[], float] = time.time,
+        hot: HotKeys | None = None,
     ) -> None:
         self.redis = redis_client
+        # ``current`` is read by every request: the app passes keys the process answers
+        # itself while Redis has not said they changed (`redis_tracking.TrackedKeys`).
+        self.hot: HotKeys = hot or PlainKeys(redis_client)
         self.prefix = key_prefix
         self.keep_seconds = keep_seconds
         self.compact_every = max(1, int(compact_every))
@@ -103,7 +110,7 @@ class SnapshotStore:
     # -- reading ------------------------------------------------------------------------
 
     def pointer(self) -> Pointer | None:
-        raw = self.redis.get(self.key("current"))
+        raw = self.hot.get(self.key("current"))
         if not raw:
             return None
         version, _, at = raw.decode().partition("|")
@@ -176,6 +183,7 @@ class SnapshotStore:
         pipe.set(self.key("current"), f"{version}|{snapshot_at!r}")
         self._status(pipe, version, snapshot_at, len(records), bytes=len(blob), **info)
         pipe.execute()
+        self.hot.forget(self.key("current"))
         return Pointer(version, snapshot_at)
 
     def append(
@@ -203,6 +211,7 @@ class SnapshotStore:
         pipe.set(self.key("current"), f"{version}|{snapshot_at!r}")
         self._status(pipe, version, snapshot_at, count, **info)
         pipe.execute()
+        self.hot.forget(self.key("current"))
         return Pointer(version, snapshot_at)
 
     def compact(self, version: str, records: list[dict[str, Any]], *, snapshot_at: float) -> None:
@@ -251,6 +260,7 @@ class SnapshotStore:
         """Forget every snapshot and the log (tests)."""
         for key in self.redis.scan_iter(match=self.prefix + "*"):
             self.redis.delete(key)
+        self.hot.forget(self.key("current"))
 
 
 class LocalCache:
