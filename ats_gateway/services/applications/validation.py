@@ -47,7 +47,12 @@ class LiveSchema:
         try:
             loaded = schema_cls().load(data)
         except ValidationError as exc:
-            return {}, error_list(schema_cls, exc.messages, resource=self.resource)
+            errors = error_list(schema_cls, exc.messages, resource=self.resource)
+            if any(e.get("code") == "not_allowed" for e in errors):
+                # a picklist value an admin may have added since our describe: ask beat for a
+                # describe revalidation (tasks/metadata.py), as Metadata.validate does
+                self.metadata.cache.request_revalidation()
+            return {}, errors
         cleaned = {
             k: v.strip() if isinstance(v, str) else v
             for k, v in loaded.items()
