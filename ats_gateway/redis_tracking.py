@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -87,6 +88,7 @@ class TrackedKeys:
         self._values: dict[str, tuple[bytes | None, float]] = {}  # key -> (value, read at)
         self._epoch = 0
         self._conn: Any = None
+        self._poller: Any = None
         self._pid = 0
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -135,6 +137,11 @@ class TrackedKeys:
         conn = self._conn
         if conn is None:
             return False
+        poller = self._poller
+        if poller is not None and not poller.poll(0):
+            # Nothing arrived since the last drain, which left redis-py's buffer empty: one
+            # poll(2) instead of redis-py's non-blocking read (several calls and an exception).
+            return True
         try:
             while conn.can_read(timeout=0):
                 message = conn.read_response()
@@ -160,7 +167,7 @@ class TrackedKeys:
             self._values.pop(raw.decode(errors="replace"), None)
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._poller = self._conn, None, None
         self._values.clear()
         self._epoch += 1
         if conn is not None:
@@ -178,9 +185,14 @@ class TrackedKeys:
         conn.read_response()
         conn.send_command("SUBSCRIBE", CHANNEL)
         conn.read_response()
+        sock = getattr(conn, "_sock", None)  # redis-py's socket (private; else no fast path)
+        poller = None
+        if sock is not None:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
         with self._lock:
             self._drop()  # nothing read before this moment is known to be current
-            self._conn = conn
+            self._conn, self._poller = conn, poller
 
     def _ensure_started(self) -> None:
         if self._pid == os.getpid() or self._closed:

@@ -54,7 +54,6 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def _send(rendered: Rendered) -> Response:
-    settings = current_app.config["SETTINGS"]
     if _etag_matches(request.headers.get("If-None-Match", ""), rendered.etag):
         response = Response(status=304)
     else:
@@ -62,15 +61,18 @@ def _send(rendered: Rendered) -> Response:
         if data is None:
             data = rendered.encoded["json"] = current_app.json.dumps(rendered.body()).encode()
         response = Response(data, mimetype="application/json")
-    # a new response holds none of these: add, not set (set scans every header; [18])
-    response.headers.extend(
-        [
+    # the same for every request answered from this rendering: built once ([18])
+    headers = rendered.encoded.get("headers")
+    if headers is None:
+        max_age = current_app.config["SETTINGS"].jobs_cache_max_age
+        headers = rendered.encoded["headers"] = [
             ("ETag", rendered.etag),
             ("Last-Modified", formatdate(rendered.snapshot_at, usegmt=True)),
-            ("Cache-Control", f"public, max-age={settings.jobs_cache_max_age}"),
+            ("Cache-Control", f"public, max-age={max_age}"),
             ("Vary", "Authorization, Origin"),
         ]
-    )
+    # a new response holds none of these: add, not set (set scans every header)
+    response.headers.extend(headers)
     return response
 
 

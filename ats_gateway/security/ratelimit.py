@@ -336,9 +336,9 @@ def _after_request(response: Response) -> Response:
     if response.status_code == 429:
         values.append(("Retry-After", str(reset_in)))
     headers = response.headers
-    if "RateLimit-Limit" in headers or "Retry-After" in headers:
+    if response.status_code < 300:  # the usual case: nothing set these; add, don't scan ([18])
+        headers.extend(values)
+    else:  # an error answer may carry a Retry-After of its own (a 503): this one wins
         for name, value in values:
             headers[name] = value
-    else:  # the usual case: add without scanning every header for each one ([18])
-        headers.extend(values)
     return response

@@ -82,8 +82,8 @@ class Rendered:
     snapshot_at: float
     make: Callable[[], dict[str, Any]] = field(repr=False)
     _body: dict[str, Any] | None = field(default=None, repr=False)
-    #: The HTTP edge may memoize its encoding of the body here (same body, same bytes).
-    encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: The HTTP edge may memoize its encoding of the body (and its headers) here.
+    encoded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def body(self) -> dict[str, Any]:
         if self._body is None:
