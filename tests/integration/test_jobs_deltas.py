@@ -88,8 +88,9 @@ def test_an_edit_reaches_every_process_as_one_delta(subscriber, live_gateway, st
         assert all(a.status_code == 200 for a in answers)
         return {a.headers["ETag"] for a in answers}
 
+    # One ETag per process at most: a process that built its feed before the subscriber's
+    # start-up reconciliation moved the version serves older bytes, for `feeds_rebuild_seconds`.
     before = feed_etags()
-    assert len(before) == 1  # the same catalogue version gives the same bytes everywhere
     base, version = store.base(), store.pointer().version
     snapshot = stack_redis.get(KEY_PREFIX + f"snapshot:{base}")
     log_before = store.log_length()
@@ -136,8 +137,8 @@ def test_an_edit_reaches_every_process_as_one_delta(subscriber, live_gateway, st
             break
     assert set(everything) == set(now) and now[0] == job["id"]
 
-    # The board feed was not rebuilt for the change: same bytes, same validator.
-    assert feed_etags() == before
+    # The board feed was not rebuilt for the change: same bytes, same validators.
+    assert feed_etags() <= before
 
 
 def test_a_listing_reads_the_catalogue_version_and_key_generation_from_its_process(
