@@ -187,7 +187,7 @@ class TrackedKeys:
         conn.read_response()
         sock = getattr(conn, "_sock", None)  # redis-py's socket (private; else no fast path)
         poller = None
-        if sock is not None:
+        if sock is not None and hasattr(select, "poll"):  # (not on Windows)
             poller = select.poll()
             poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
         with self._lock:
