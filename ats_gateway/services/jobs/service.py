@@ -336,9 +336,15 @@ class JobsService:
             return
 
         def run() -> None:
-            # A failure is recorded; the last snapshot keeps being served.
-            with contextlib.suppress(RefreshFailed):
+            # A failure is recorded; the last snapshot keeps being served. Redis failing
+            # meanwhile (a restart, a failover) ends this attempt; the next request that
+            # finds the snapshot stale starts another.
+            try:
                 self.refresh(blocking=False)
+            except RefreshFailed:
+                pass
+            except redis.RedisError as exc:
+                log.warning("jobs background refresh: Redis failed (%s)", type(exc).__name__)
 
         self._background = threading.Thread(target=run, name="jobs-refresh", daemon=True)
         self._background.start()
