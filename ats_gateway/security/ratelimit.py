@@ -143,48 +143,53 @@ class RedisCounters:
 
     def hit(self, windows: list[Window], cost: int, *, ahead: bool = False) -> int | None:
         """Spend `cost` on every window; fills in counts and TTLs; returns the key generation
-        read with the counters, or None when the counts came from what this process holds.
-        `ahead` (reads): counts may be reserved ahead and taken from what was reserved."""
+        read with the counters, or None when every count came from what this process holds.
+        `ahead` (reads of cost 1): counts are taken from what this process reserved, and the
+        windows it holds none of reserve more (each window on its own: a request under two
+        limits never throws away what it holds of one because the other ran out)."""
         now = time.monotonic()
-        if ahead and cost == 1 and self._take_reserved(windows, now):
-            return None
-        with self._leases_lock:
-            amounts = [self._reserve_size(w, cost, now) if ahead else cost for w in windows]
+        reserving = ahead and cost == 1
+        need = windows
+        if reserving:
+            with self._leases_lock:
+                need = [w for w in windows if not self._take_reserved(w, now)]
+                amounts = [self._reserve_size(w, now) for w in need]
+            if not need:
+                return None
+        else:
+            amounts = [cost] * len(need)
         args: list[int] = []
-        for w, amount in zip(windows, amounts, strict=True):
+        for w, amount in zip(need, amounts, strict=True):
             args += [w.item.get_expiry(), amount]
         self.calls += 1
-        reply = self._hit(keys=[GENERATION, *(w.key for w in windows)], args=args)
+        reply = self._hit(keys=[GENERATION, *(w.key for w in need)], args=args)
         with self._leases_lock:
-            for index, (w, amount) in enumerate(zip(windows, amounts, strict=True)):
+            for index, (w, amount) in enumerate(zip(need, amounts, strict=True)):
                 last, ttl_ms = int(reply[2 * index]), int(reply[2 * index + 1])
                 # this request takes the first `cost` of the counts just reserved
                 w.count, w.ttl_ms = last - amount + cost, ttl_ms
-                if ahead:
+                if reserving:
                     # what is left over (maybe nothing: then the lease only says how much
                     # the window had left, for the size of the next reservation)
                     self._leases[w.key] = Lease(w.count + 1, last, now + max(ttl_ms, 0) / 1000)
             self._bound(now)
-        return int(reply[-1] or 0) if len(reply) > 2 * len(windows) else 0
+        return int(reply[-1] or 0) if len(reply) > 2 * len(need) else 0
 
-    def _take_reserved(self, windows: list[Window], now: float) -> bool:
-        """One count of every window from what this process holds, if it holds one of each."""
-        with self._leases_lock:
-            leases = [self._leases.get(w.key) for w in windows]
-            for lease in leases:
-                if lease is None or lease.next > lease.last or now >= lease.ends:
-                    return False
-            for w, lease in zip(windows, leases, strict=True):
-                w.count, w.ttl_ms = lease.next, int((lease.ends - now) * 1000)
-                lease.next += 1
+    def _take_reserved(self, w: Window, now: float) -> bool:
+        """One count of `w` from what this process holds (caller holds the lock), if any."""
+        lease = self._leases.get(w.key)
+        if lease is None or lease.next > lease.last or now >= lease.ends:
+            return False
+        w.count, w.ttl_ms = lease.next, int((lease.ends - now) * 1000)
+        lease.next += 1
         return True
 
-    def _reserve_size(self, w: Window, cost: int, now: float) -> int:
-        """How many counts to reserve: `cost`, or more when the window has plenty left (known
-        from this process's last reservation in the same window)."""
+    def _reserve_size(self, w: Window, now: float) -> int:
+        """How many counts to reserve: 1, or more when the window has plenty left (known from
+        this process's last reservation in the same window)."""
         lease = self._leases.get(w.key)
-        if cost != 1 or lease is None or now >= lease.ends:
-            return cost  # the first count of a window here: nothing known of what is left
+        if lease is None or now >= lease.ends:
+            return 1  # the first count of a window here: nothing known of what is left
         left = w.item.amount - lease.last
         return max(1, min(self.LEASE_MAX, left // self.LEASE_DIVISOR))
 

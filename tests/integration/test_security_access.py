@@ -212,6 +212,30 @@ def test_a_key_is_read_once_per_process_limits_still_count_every_request(http, s
     assert n <= held <= n + RedisCounters.LEASE_MAX
 
 
+def test_two_limits_of_one_key_reserve_independently(http, sec_app, redis_url):
+    """A key under a tight and a loose limit: the tight one counts each request in Redis, the
+    loose one is still counted ahead, and neither throws away counts it holds when the other
+    needs a round trip (which would spend the loose budget 64 times too fast)."""
+    store = key_store(sec_app)
+    key, plaintext = store.create(
+        kind=SECRET, name="two limits", scopes=["jobs:read"], rate_limit="300/minute;500000/day"
+    )
+    n = 100
+    remaining = []
+    for _ in range(n):
+        response = call(http, "GET", "/t/jobs", plaintext)
+        assert response.status_code == 200
+        remaining.append(int(response.headers["RateLimit-Remaining"]))
+    assert remaining == [300 - i for i in range(1, n + 1)]  # the tighter limit reports
+    client = redis.Redis.from_url(redis_url)
+    counts = {k.decode(): int(client.get(k)) for k in client.scan_iter(match=f"LIMITS:*{key.id}*")}
+    assert len(counts) == 2
+    minute = next(v for k, v in counts.items() if "/300/" in k)
+    day = next(v for k, v in counts.items() if "/500000/" in k)
+    assert minute == n
+    assert n <= day <= n + RedisCounters.LEASE_MAX, counts
+
+
 def test_a_limit_near_its_end_counts_each_request_in_redis(http, sec_app, redis_url):
     """Reserving ahead never lets a window admit more than its limit: with little left, each
     request counts in Redis, and the one past the limit is refused."""
