@@ -192,6 +192,9 @@ class TrackedKeys:
             poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
         with self._lock:
             self._drop()  # nothing read before this moment is known to be current
+            if self._closed:  # closed while this connection was being opened
+                conn.disconnect()
+                return
             self._conn, self._poller = conn, poller
 
     def _ensure_started(self) -> None:
@@ -203,7 +206,8 @@ class TrackedKeys:
             if self._pid == os.getpid() or self._closed:
                 return
             self._pid = os.getpid()
-            self._conn = None
+            # (the parent's socket is left alone: closing it here could shut it for the parent)
+            self._conn = self._poller = None
             self._values.clear()
             self._thread = threading.Thread(
                 target=_keep_tracking, args=(weakref.ref(self),), name="tracked-keys", daemon=True
