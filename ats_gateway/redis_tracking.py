@@ -82,6 +82,7 @@ class TrackedKeys:
         self.client = client
         self._connect = connect
         self.keys = tuple(dict.fromkeys(keys))
+        self._tracked = frozenset(self.keys)
         self.poll_seconds = poll_seconds
         self.max_age = max_age
         self._lock = threading.Lock()
@@ -100,8 +101,10 @@ class TrackedKeys:
     # -- reading ------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        """The value of ``key`` (one of ``keys``), from this process when Redis would have
-        told it of a change, else from Redis."""
+        """The value of ``key``: for one of ``keys``, from this process when Redis would have
+        told it of a change; any other key (nobody tracks it) from Redis."""
+        if key not in self._tracked:
+            return self.client.get(key)
         self._ensure_started()
         now = time.monotonic()
         with self._lock:

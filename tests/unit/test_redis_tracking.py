@@ -108,3 +108,11 @@ def test_without_tracking_every_read_goes_to_redis(tmp_path):
 
 def _refused(settings: Settings):
     raise redis.ConnectionError("no tracking here")
+
+
+def test_a_key_nobody_tracks_is_always_read_from_redis(server, tracked):
+    writer = redis.Redis.from_url(server.url)
+    for i in range(20):
+        writer.set("t:untracked", i)
+        assert tracked.get("t:untracked") == str(i).encode()
+    assert tracked.hits == 0
