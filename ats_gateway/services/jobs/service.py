@@ -419,9 +419,9 @@ class JobsService:
                 # threads caught up past it (threads read it without a lock): the index is
                 # newer, not wrong. Going back a version used to reload the whole catalogue
                 # (seconds with every thread waiting, a second copy in memory, and the next
-                # request caught up again): under 10 edits a second, gunicorn's threads hit
-                # this every few seconds (bench/RESULTS.md, [18] at 10 edits/s). Only a
-                # store whose versions really went back (Redis emptied) is loaded again.
+                # request caught up again): at 10 edits a second and 50,000 jobs, gunicorn's
+                # threads hit this within a minute (bench/RESULTS.md, [18] at 10 edits/s).
+                # Only a store whose versions really went back (Redis emptied) is reloaded.
                 fresh = self.store.pointer(fresh=True)
                 if fresh is not None and int(fresh.version) >= int(found.version):
                     pointer = fresh
