@@ -58,6 +58,7 @@ from ats_gateway.embedded.stack import child_env, gunicorn_argv
 
 FEED_KEY = "bench-feed-key"
 #: settings this change added: a baseline's Settings would not know them
+RELOAD_LINE = "jobs catalogue loaded whole"
 NEW_SETTINGS = ("ATS_GATEWAY_JOBS_COMPACT_EVERY", "ATS_GATEWAY_FEEDS_REBUILD_SECONDS")
 
 
@@ -164,6 +165,8 @@ class Figures:
     feed_mb: float = 0.0
     sitemap_s: float = 0.0
     edits: dict[float, dict] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    reloads: int | None = None  # whole-catalogue loads in gunicorn after the first
 
 
 def worker_rss(master: int) -> list[float]:
@@ -180,8 +183,41 @@ def timed_get(url: str) -> tuple[float, int]:
 # --------------------------------------------------------------------------- one code
 
 
-def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]) -> Figures:
-    figures = Figures(code)
+class RssSampler:
+    """The gunicorn workers' summed RSS every ``every`` seconds while the edits run: growth
+    that a before/after pair hides (a plateau, a steady climb, a step at compaction)."""
+
+    def __init__(self, master: int, every: float) -> None:
+        self.master, self.every = master, every
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - started, sum(worker_rss(self.master))))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def measure(
+    stack: Stack,
+    code: str,
+    root: Path,
+    args,
+    key: str,
+    jobs: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> Figures:
+    figures = Figures(code, env=dict(extra_env or {}))
     for pattern in ("ats-gateway:jobs:*", "ats-gateway:events:*", "ats-gateway:feeds:*"):
         for name in stack.redis.scan_iter(match=pattern):
             stack.redis.delete(name)
@@ -201,8 +237,9 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
     url = f"http://{HOST}:{port}"
     gateway = ManagedProcess(
         "gateway",
-        gunicorn_argv(HOST, port, workers=args.workers, threads=4),
-        env=env,
+        gunicorn_argv(HOST, port, workers=args.workers, threads=args.threads),
+        # INFO: the code logs each whole-catalogue load after a process's first (counted).
+        env={**env, "ATS_GATEWAY_LOG_LEVEL": "INFO", **figures.env},
         cwd=root,
         ready=lambda: requests.get(url + "/healthz", timeout=1).ok,
         log_path=stack.log_dir / f"gateway-{code}.log",
@@ -228,7 +265,8 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
         print(f"  {code}: quiet {figures}", flush=True)
         for rate in args.rates:
             started = time.monotonic()
-            with Editor(probe, jobs, rate) as editor:
+            sampler = RssSampler(gateway.process.pid, args.rss_every)
+            with sampler, Editor(probe, jobs, rate) as editor:
                 time.sleep(3)
                 # The same server's /healthz under the edits: how much of a drop is the
                 # machine's (the org, the subscriber and the poller share its CPUs).
@@ -242,6 +280,7 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
                 "listing": under,
                 "q": under_q,
                 "rss_after": rss_after,
+                "rss_series": sampler.samples,
                 "latencies": editor.latencies,
                 "missed": editor.missed,
                 "seconds": time.monotonic() - started,
@@ -250,6 +289,10 @@ def measure(stack: Stack, code: str, root: Path, args, key: str, jobs: list[str]
     finally:
         gateway.stop()
         events.stop()
+    service = root / "ats_gateway" / "services" / "jobs" / "service.py"
+    if RELOAD_LINE in service.read_text():  # a code that logs them
+        logged = (stack.log_dir / f"gateway-{code}.log").read_text(errors="replace")
+        figures.reloads = logged.count(RELOAD_LINE)
     return figures
 
 
@@ -262,6 +305,17 @@ def ensure_baseline(ref: str, where: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def series(samples: list[tuple[float, float]], points: int = 7) -> str:
+    """About ``points`` samples, evenly spread, as "t s: MB" (the first and the last kept)."""
+    if not samples:
+        return "-"
+    step = max(1, (len(samples) - 1) // (points - 1))
+    picked = samples[::step]
+    if picked[-1] is not samples[-1]:
+        picked.append(samples[-1])
+    return ", ".join(f"{t:.0f}: {mb:,.0f}" for t, mb in picked)
 
 
 def rows(size: int, results: list[Figures], rates: list[float]) -> list[str]:
@@ -285,7 +339,9 @@ def rows(size: int, results: list[Figures], rates: list[float]) -> list[str]:
                 f"{'+'.join(map(str, map(round, e['rss_after'])))} "
                 f"({sum(e['rss_after']) / max(sum(f.rss_quiet), 1):.2f}x, "
                 f"{e['seconds']:.0f} s) | "
-                f"{f.feed_s:.1f} ({f.feed_mb:.0f} MB) / {f.sitemap_s:.1f} |"
+                f"{f.feed_s:.1f} ({f.feed_mb:.0f} MB) / {f.sitemap_s:.1f} | "
+                f"{series(e.get('rss_series', []))} | "
+                f"{'-' if f.reloads is None else f.reloads} |"
             )
     return out
 
@@ -298,6 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edit-seconds", type=float, default=60.0, help="edits per rate")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--rss-every", type=float, default=5.0, help="seconds between RSS samples under edits"
+    )
+    parser.add_argument(
+        "--this-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="also run this code with these variables in gunicorn's environment (repeatable: "
+        "one more code per use, e.g. MALLOC_ARENA_MAX=2)",
+    )
     parser.add_argument("--baseline-ref", default="d842b96")
     parser.add_argument("--baseline-dir", default="/tmp/ats-gateway-baseline-d842b96")
     parser.add_argument("--no-baseline", action="store_true")
@@ -305,10 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Rate 0 is the quiet measurement every code gets anyway.
     args.rates = [float(r) for r in args.rates.split(",") if r and float(r) > 0]
-    codes = [("this", ROOT)]
+    codes: list[tuple[str, Path, dict[str, str]]] = [("this", ROOT, {})]
+    for spec in args.this_env:
+        env = dict(pair.split("=", 1) for pair in spec.split(",") if pair)
+        codes.append((f"this, {spec}", ROOT, env))
     if not args.no_baseline:
         base = ensure_baseline(args.baseline_ref, Path(args.baseline_dir))
-        codes.insert(0, (f"baseline {args.baseline_ref}", base))
+        codes.insert(0, (f"baseline {args.baseline_ref}", base, {}))
     table = []
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"== {size:,} jobs", flush=True)
@@ -320,26 +391,33 @@ def main(argv: list[str] | None = None) -> int:
             )
             key = stack.api_key(["jobs:read"])
             jobs = stack.open_jobs()
-            results = [measure(stack, code, root, args, key, jobs) for code, root in codes]
+            results = [
+                measure(stack, code, root, args, key, jobs, env) for code, root, env in codes
+            ]
         finally:
             stack.close()
         table += rows(size, results, args.rates)
         print("\n".join(table[-len(results) * len(args.rates) :]), flush=True)
     append_results(
         f"\n## scale.py: {machine_line()}\n\n"
-        f"gunicorn {args.workers} x 4 threads, `ats-gateway events` keeping the catalogue "
-        f"current; wrk {args.connections} connections, {args.seconds:.0f} s per figure; title "
-        f"edits through the sandbox's REST API for {args.edit_seconds:.0f} s per rate. "
+        f"gunicorn {args.workers} x {args.threads} threads, `ats-gateway events` keeping the "
+        f"catalogue current; wrk {args.connections} connections, {args.seconds:.0f} s per "
+        f"figure; title edits through the sandbox's REST API for {args.edit_seconds:.0f} s "
+        "per rate. "
         "req/s and p99 (ms) of `GET /v1/jobs?limit=20`, of `q=engineer` (req/s / p99); "
         "change -> visible (s, p50 / p95, edits timed); RSS (MB) per gunicorn worker, quiet -> "
-        "after the edits; first Indeed feed / sitemap request (s, builds it). **The machine is "
+        "after the edits; first Indeed feed / sitemap request (s, builds it); the workers' "
+        f"summed RSS sampled every {args.rss_every:g} s under the edits (s: MB); whole-catalogue "
+        "loads in gunicorn after each worker's first (`-`: the code does not log them). "
+        "**The machine is "
         "shared with other jobs: compare the ratios within a row and between the two codes of "
         "one size, not absolute figures.**\n\n"
         "| jobs (public) | code | edits/s | /healthz req/s quiet -> under edits "
         "| listing quiet req/s (x healthz) "
         "| p99 quiet | listing under edits (x quiet) | p99 under edits (x quiet) | q quiet "
-        "| q under edits | change->visible p50 / p95 | RSS per worker | feed / sitemap s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n",
+        "| q under edits | change->visible p50 / p95 | RSS per worker | feed / sitemap s "
+        "| RSS over the edits | whole reloads |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n",
         not args.no_write,
     )
     return 0

@@ -109,8 +109,10 @@ class SnapshotStore:
 
     # -- reading ------------------------------------------------------------------------
 
-    def pointer(self) -> Pointer | None:
-        raw = self.hot.get(self.key("current"))
+    def pointer(self, *, fresh: bool = False) -> Pointer | None:
+        """What ``current`` says; ``fresh``: asked of Redis, not of the process's copy."""
+        key = self.key("current")
+        raw = self.redis.get(key) if fresh else self.hot.get(key)
         if not raw:
             return None
         version, _, at = raw.decode().partition("|")

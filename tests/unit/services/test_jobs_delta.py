@@ -216,6 +216,54 @@ def test_processes_catch_up_from_the_log_and_after_compaction_from_snapshot_and_
     assert answers(fresh) == answers(rebuilt)
 
 
+class PointerReadEarlier:
+    """``HotKeys`` whose next answer is a value read earlier: a request thread that read
+    ``current`` a moment before another thread of its process caught up past it (threads read
+    the pointer without a lock, and ``TrackedKeys`` answers from memory until Redis's
+    invalidation arrives)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.held: bytes | None = None
+
+    def get(self, key: str) -> bytes | None:
+        if self.held is not None:
+            value, self.held = self.held, None
+            return value
+        return self.client.get(key)
+
+    def forget(self, key: str) -> None:
+        pass
+
+
+def test_a_pointer_read_before_another_thread_caught_up_costs_no_reload(redis_client):
+    hot = PointerReadEarlier(redis_client)
+    store = SnapshotStore(redis_client, key_prefix="test:delta:", hot=hot)
+    shared = SnapshotStore(redis_client, key_prefix="test:delta:")
+    store.clear()
+    try:
+        jobs = [_record(i, {"title": f"Job {n}"}) for n, i in enumerate(IDS)]
+        shared.publish(jobs, snapshot_at=1.0)
+        reader = _service(store)
+        assert reader.index().version == "1"
+        early = redis_client.get(store.key("current"))  # one thread reads version 1 ...
+        SnapshotChanges(_service(shared), redis_client).apply([_title(IDS[0], "Chef")])
+        assert reader.index().version == "2"  # ... another catches the process up to 2 ...
+        hot.held = early
+        index = reader.index()  # ... and the first goes on with what it read.
+        # The newer index serves it: no reload of the catalogue, no step back to version 1.
+        assert index.version == "2" and index.get(IDS[0])["title"] == "Chef"
+        assert (reader.full_loads, reader.deltas_applied) == (1, 1)
+
+        # A store whose versions really went back (Redis emptied, the catalogue published
+        # again from version 1) is loaded again.
+        store.clear()
+        shared.publish(jobs, snapshot_at=2.0)
+        assert reader.index().get(IDS[0])["title"] == "Job 0" and reader.full_loads == 2
+    finally:
+        store.clear()
+
+
 def test_a_repeated_change_makes_no_new_version(store, redis_client):
     store.publish([_record(IDS[0], {"title": "Chef"})], snapshot_at=1.0)
     writer = _service(store)
