@@ -14,7 +14,7 @@ from sandbox_org import create_app
 from sandbox_org.pubsub.proto import pubsub_api_pb2 as pb2
 from sandbox_org.server import start_in_thread
 
-from .conftest import JOBS, KEEPALIVE, PubSubOrg
+from .conftest import JOBS, KEEPALIVE, PubSubOrg, Subscription
 
 JOB = "bpats__Job__c"
 IDLE = 0.5
@@ -62,13 +62,28 @@ def test_api_changes_carry_their_change_origin(org):
     ]
 
 
+def _subscribed(org: PubSubOrg, n: int) -> Subscription:
+    """A subscription from LATEST that the server holds: its first keepalive (sent while events
+    are owed) says so. An event made before that falls before LATEST and never comes (seen
+    once in CI: the stream then waited for it, keepalive after keepalive, for 300 s)."""
+    sub = org.subscribe(JOBS, n)
+    ready = sub.next()
+    assert ready is not None and not ready.events, sub.error
+    return sub
+
+
+def _first_event(sub: Subscription):
+    response = sub.next()
+    while response is not None and not response.events:  # keepalives until the event
+        response = sub.next()
+    return response
+
+
 def test_a_stream_owed_nothing_is_closed_after_the_idle_time(idle_org):
     org = idle_org
-    sub = org.subscribe(JOBS, 1)
+    sub = _subscribed(org, 1)
     org.create(JOB, {"bpats__Job_Title__c": "Nurse"})
-    first = sub.next()
-    while first is not None and not first.events:  # a keepalive may come first on a slow run
-        first = sub.next()
+    first = _first_event(sub)
     assert first is not None and len(first.events) == 1 and first.pending_num_requested == 0
     # Nothing owed and no FetchRequest: the server ends the call (status OK, no error).
     assert sub.next(timeout=IDLE * 20) is None
@@ -78,10 +93,11 @@ def test_a_stream_owed_nothing_is_closed_after_the_idle_time(idle_org):
 
 def test_a_stream_that_keeps_asking_stays_open(idle_org):
     org = idle_org
-    sub = org.subscribe(JOBS, 1)
+    sub = _subscribed(org, 1)
     try:
         org.create(JOB, {"bpats__Job_Title__c": "Nurse"})
-        assert len(sub.next().events) == 1
+        first = _first_event(sub)
+        assert first is not None and len(first.events) == 1
         sub.request(5)  # within the idle time: events are owed again
         # Owed events keep it open past the idle time: keepalives (empty responses) arrive.
         deadline = time.monotonic() + IDLE * 4
