@@ -138,8 +138,6 @@ class RedisCounters:
         self._hit = client.register_script(_HIT)
         self._leases: dict[str, Lease] = {}
         self._leases_lock = threading.Lock()
-        #: script calls made (tests: reads served from reserved counts make none)
-        self.calls = 0
 
     def hit(self, windows: list[Window], cost: int, *, ahead: bool = False) -> int | None:
         """Spend `cost` on every window; fills in counts and TTLs; returns the key generation
@@ -161,7 +159,6 @@ class RedisCounters:
         args: list[int] = []
         for w, amount in zip(need, amounts, strict=True):
             args += [w.item.get_expiry(), amount]
-        self.calls += 1
         reply = self._hit(keys=[GENERATION, *(w.key for w in need)], args=args)
         with self._leases_lock:
             for index, (w, amount) in enumerate(zip(need, amounts, strict=True)):

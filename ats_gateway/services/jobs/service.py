@@ -434,16 +434,9 @@ class JobsService:
             if found is not None and found.version == pointer.version:
                 return found
             if found is not None and int(found.version) < int(pointer.version):
-                entries = self.store.entries(found.version, pointer.version)
-                if _contiguous(entries, found.version, pointer.version):
-                    for entry in entries:
-                        found.apply(
-                            entry.upserts,
-                            entry.removals,
-                            version=entry.version,
-                            snapshot_at=entry.snapshot_at,
-                        )
-                    self.deltas_applied += len(entries)
+                applied = self._replay(found, pointer)
+                if applied is not None:
+                    self.deltas_applied += applied
                     return found
             built = self._load(pointer, contract)
             self.cache.current = None  # one live copy: the old one goes before the next
@@ -476,19 +469,25 @@ class JobsService:
                 snapshot_at=snapshot.snapshot_at,
             )
             del snapshot
-            if int(index.version) >= int(pointer.version):
-                return index
-            entries = self.store.entries(index.version, pointer.version)
-            if _contiguous(entries, index.version, pointer.version):
-                for entry in entries:
-                    index.apply(
-                        entry.upserts,
-                        entry.removals,
-                        version=entry.version,
-                        snapshot_at=entry.snapshot_at,
-                    )
+            if int(index.version) >= int(pointer.version) or self._replay(index, pointer):
                 return index
         raise SnapshotUnavailable("The job catalogue changed while being read; retry.")
+
+    def _replay(self, index: JobIndex, pointer: Pointer) -> int | None:
+        """Apply the log's deltas after ``index.version`` up to ``pointer`` in place; how many,
+        or None (and ``index`` untouched) when they are not all there (trimmed, or a full
+        snapshot among them)."""
+        entries = self.store.entries(index.version, pointer.version)
+        if not _contiguous(entries, index.version, pointer.version):
+            return None
+        for entry in entries:
+            index.apply(
+                entry.upserts,
+                entry.removals,
+                version=entry.version,
+                snapshot_at=entry.snapshot_at,
+            )
+        return len(entries)
 
     # -- reading ------------------------------------------------------------------------
 
