@@ -82,8 +82,7 @@ def test_an_edit_reaches_every_process_as_one_delta(subscriber, live_gateway, st
     feed_url = live_gateway.url + "/feeds/indeed.xml?token=indeed-feed-key"
 
     def feed_etags() -> set[str]:
-        # Each gunicorn process builds its own; 40 fresh connections reach both (8 did not,
-        # once: the process that first built after the edit served newer bytes).
+        # Each gunicorn process builds its own, on its first feed request.
         answers = [requests.get(feed_url, timeout=30) for _ in range(40)]
         assert all(a.status_code == 200 for a in answers)
         return {a.headers["ETag"] for a in answers}
@@ -137,8 +136,11 @@ def test_an_edit_reaches_every_process_as_one_delta(subscriber, live_gateway, st
             break
     assert set(everything) == set(now) and now[0] == job["id"]
 
-    # The board feed was not rebuilt for the change: same bytes, same validators.
-    assert feed_etags() <= before
+    # The board feed was not rebuilt for the change: a process that built it before still
+    # serves the same bytes. (Not "every answer": gunicorn may hand all of the 40 requests
+    # before the edit to one process, and one that builds its first feed now builds it from
+    # the edited catalogue.)
+    assert feed_etags() & before
 
 
 def test_a_listing_reads_the_catalogue_version_and_key_generation_from_its_process(
